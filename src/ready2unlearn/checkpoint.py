@@ -1,0 +1,50 @@
+"""Rebuilding a model from a checkpoint directory written by a recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ready2unlearn.artifacts import load_weights, read_card
+from ready2unlearn.data.base import DataSpec
+from ready2unlearn.errors import R2UError
+from ready2unlearn.models.registry import ModelConfig, build_model, model_config
+from ready2unlearn.runtime import resolve_device
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model (weights loaded), its card, model config and data spec."""
+
+    model: nn.Module
+    card: dict[str, Any]
+    model_config: ModelConfig
+    spec: DataSpec
+    path: Path
+
+
+def load_checkpoint(ckpt_dir: str | Path, device: str = "cpu") -> Checkpoint:
+    """Loads ``card.json`` and ``model.safetensors`` (hash-checked) and rebuilds the registered model.
+
+    Args:
+        ckpt_dir: Directory written by ``r2u train`` (or any recipe using ``save_checkpoint``).
+        device: Where to put the model (``auto`` allowed).
+
+    Raises:
+        R2UError: If the directory is not a valid checkpoint, the weights are corrupt, or the card does
+            not describe a registered model (checkpoints of custom modules are loaded with
+            :func:`ready2unlearn.artifacts.load_weights` into a module you build yourself).
+    """
+    card = read_card(ckpt_dir)
+    try:
+        cfg = model_config(card["config"]["model"])
+        spec = DataSpec.from_dict(card["data"]["spec"])
+    except KeyError as e:
+        raise R2UError(f"{ckpt_dir}: card.json lacks {e}; it was not written by a ready2unlearn recipe") from None
+    dev = resolve_device(device)
+    model = build_model(cfg, spec).to(dev)
+    load_weights(model, ckpt_dir, dev)
+    return Checkpoint(model, card, cfg, spec, Path(ckpt_dir))

@@ -1,0 +1,1 @@
+"""The ``r2u`` command line: one module per verb."""

@@ -1,0 +1,57 @@
+"""``r2u ls``: list registered datasets, models and shipped presets."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.table import Table
+
+from ready2unlearn.cli.common import add_data_dir, console
+from ready2unlearn.config import list_presets, load_yaml, resolve_preset
+from ready2unlearn.data import DATASETS
+from ready2unlearn.errors import DataError
+from ready2unlearn.models import MODELS
+
+PRESET_GROUPS = ("train",)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Registers the ``ls`` verb."""
+    p = sub.add_parser("ls", help="list datasets, models or presets",
+                       description="List what is registered: datasets (with where their files are "
+                       "found), models, or shipped presets.")  # fmt: skip
+    p.add_argument("what", choices=("datasets", "models", "presets"))
+    add_data_dir(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``r2u ls``."""
+    if args.what == "datasets":
+        table = Table(title="datasets")
+        for col in ("name", "kind", "classes", "location", "summary"):
+            table.add_column(col, overflow="fold")
+        for name, info in DATASETS.items():
+            try:
+                where = info.location(args.data_dir)
+            except DataError as e:
+                where = f"error: {e}"
+            table.add_row(name, info.kind, str(info.num_classes or "-"), where, info.summary)
+    elif args.what == "models":
+        table = Table(title="models")
+        for col in ("name", "inputs", "summary"):
+            table.add_column(col)
+        for name, info in MODELS.items():
+            table.add_row(name, "/".join(info.kinds), info.summary)
+    else:
+        table = Table(title="presets")
+        for col in ("group", "name", "launch"):
+            table.add_column(col, overflow="fold")
+        for group in PRESET_GROUPS:
+            for name in list_presets(group):
+                path = resolve_preset(group, name)
+                first = path.read_text(encoding="utf-8").splitlines()[0].lstrip("# ").strip()
+                load_yaml(path)  # a broken preset should fail here too, not only in validate
+                table.add_row(group, name, first)
+    console.print(table)
+    return 0
