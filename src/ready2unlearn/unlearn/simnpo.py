@@ -1,0 +1,64 @@
+"""SimNPO: reference-free NPO with a length-normalised reward and a margin.
+
+Fan, Liu, Lin, Jia, Zhang, Mei, Liu 2024, "Simplicity Prevails: Rethinking Negative Preference
+Optimization for LLM Unlearning" (arXiv 2410.07163). No reference model; with |y| the response length
+(1 for a class label) and margin γ:
+
+    L_SimNPO(θ) = −(2/β) · E_{B_f} [ log σ( −(β/|y|) · log π_θ(y|x) − γ ) ]
+                = (2/β) · E_{B_f} [ softplus( (β/|y|) · log π_θ(y|x) + γ ) ]
+                  + w_r · CE(θ; B_r)                    (optional retain term)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ready2unlearn.config import check
+from ready2unlearn.unlearn.base import Batch, MethodConfig, UnlearningMethod, register_method
+from ready2unlearn.unlearn.ga import check_weight
+from ready2unlearn.unlearn.npo import label_log_prob
+from ready2unlearn.unlearn.task import ClassificationTask, Params
+
+
+@dataclass
+class SimNPOConfig(MethodConfig):
+    """Attributes: beta (β), gamma (margin γ), retain_weight (w_r)."""
+
+    name: str = "simnpo"
+    lr: float = 1e-3
+    beta: float = 2.5
+    gamma: float = 0.0
+    retain_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.beta > 0, f"method.beta must be positive, got {self.beta}")
+        check_weight(self.retain_weight, "retain_weight")
+
+
+@register_method("simnpo", SimNPOConfig, "reference-free NPO (length-normalised, margin γ)", "Fan et al. 2024")
+class SimNPO(UnlearningMethod):
+    """``loss = (2/β)·softplus(β·log π_θ(y|x) + γ)`` on D_f (+ ``w_r·CE(D_r)``)."""
+
+    def __init__(self, config: MethodConfig, task: ClassificationTask) -> None:
+        super().__init__(config, task)
+        self.uses_retain = self.config.retain_weight > 0  # type: ignore[misc,attr-defined]
+
+    def loss(
+        self, model: nn.Module, batch: Batch, params: Params | None = None, step: int = 0
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The SimNPO loss on the forget batch, plus the optional retain cross-entropy."""
+        cfg: SimNPOConfig = self.config  # type: ignore[assignment]
+        logits = self.task.logits(model, batch.forget_x, params)
+        logp = label_log_prob(logits, batch.forget_y)  # |y| = 1 for a class label
+        loss = (2.0 / cfg.beta) * F.softplus(cfg.beta * logp + cfg.gamma).mean()
+        metrics = {"forget_loss": F.cross_entropy(logits, batch.forget_y).item(), "simnpo": loss.item()}
+        if self.uses_retain:
+            retain = self.task.loss(model, batch.retain_x, batch.retain_y, params)
+            loss = loss + cfg.retain_weight * retain
+            metrics["retain_loss"] = retain.item()
+        return loss, metrics
