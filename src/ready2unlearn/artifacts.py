@@ -91,7 +91,7 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def save_checkpoint(model: torch.nn.Module, out_dir: str | Path, card: dict[str, Any]) -> Path:
+def save_checkpoint(model: torch.nn.Module, out_dir: str | Path, card: dict[str, Any]) -> dict[str, Any]:
     """Writes ``model.safetensors`` then ``card.json`` into ``out_dir``, each atomically.
 
     The card gains ``weights_sha256`` (the content hash that lineage and the ledger refer to). The card
@@ -103,14 +103,14 @@ def save_checkpoint(model: torch.nn.Module, out_dir: str | Path, card: dict[str,
         card: JSON-serialisable description: config, seed, versions, data fingerprints, metrics.
 
     Returns:
-        The output directory.
+        The card as written (with ``weights_file`` and ``weights_sha256``).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / WEIGHTS, lambda p: save_model(model, str(p), metadata={"format": "pt"}))
     card = {**card, "weights_file": WEIGHTS, "weights_sha256": sha256_file(out / WEIGHTS)}
     write_json(out / CARD, card)
-    return out
+    return card
 
 
 def read_card(ckpt_dir: str | Path) -> dict[str, Any]:

@@ -26,15 +26,15 @@ def add_quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-epoch lines")
 
 
-def metrics_table(title: str, rows: Mapping[str, Mapping[str, float]]) -> Table:
-    """A table with one row per model/run and one column per metric."""
-    columns = sorted({k for r in rows.values() for k in r})
+def metrics_table(title: str, runs: Mapping[str, Mapping[str, float]]) -> Table:
+    """A table with one row per metric and one column per run (narrow terminals keep every number)."""
+    metrics = sorted({k for r in runs.values() for k in r})
     table = Table(title=title)
-    table.add_column("model")
-    for c in columns:
-        table.add_column(c, justify="right")
-    for name, r in rows.items():
-        table.add_row(name, *(_fmt(r.get(c)) for c in columns))
+    table.add_column("metric")
+    for name in runs:
+        table.add_column(name, justify="right")
+    for m in metrics:
+        table.add_row(m, *(_fmt(r.get(m)) for r in runs.values()))
     return table
 
 

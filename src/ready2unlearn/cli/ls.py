@@ -11,16 +11,17 @@ from ready2unlearn.config import list_presets, load_yaml, resolve_preset
 from ready2unlearn.data import DATASETS
 from ready2unlearn.errors import DataError
 from ready2unlearn.models import MODELS
+from ready2unlearn.unlearn import METHODS
 
-PRESET_GROUPS = ("train",)
+PRESET_GROUPS = ("train", "unlearn", "bench")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Registers the ``ls`` verb."""
-    p = sub.add_parser("ls", help="list datasets, models or presets",
+    p = sub.add_parser("ls", help="list datasets, models, unlearning methods or presets",
                        description="List what is registered: datasets (with where their files are "
                        "found), models, or shipped presets.")  # fmt: skip
-    p.add_argument("what", choices=("datasets", "models", "presets"))
+    p.add_argument("what", choices=("datasets", "models", "methods", "presets"))
     add_data_dir(p)
     p.set_defaults(func=run)
 
@@ -43,6 +44,15 @@ def run(args: argparse.Namespace) -> int:
             table.add_column(col)
         for name, info in MODELS.items():
             table.add_row(name, "/".join(info.kinds), info.summary)
+    elif args.what == "methods":
+        table = Table(title="unlearning methods")
+        for col in ("name", "kind", "summary", "paper"):
+            table.add_column(col, overflow="fold")
+        for name, minfo in METHODS.items():
+            kind = "iterative" if minfo.method_cls.iterative else "one-shot"
+            if minfo.method_cls.classifier_only:
+                kind += ", classifiers"
+            table.add_row(name, kind, minfo.summary, minfo.paper)
     else:
         table = Table(title="presets")
         for col in ("group", "name", "launch"):

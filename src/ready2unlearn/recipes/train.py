@@ -219,7 +219,7 @@ def run(
         "lineage": {"parent": None, "requests": []},
         **(extra_card or {}),
     }
-    save_checkpoint(model, out, card)
+    card = save_checkpoint(model, out, card)
     shutil.rmtree(state_dir, ignore_errors=True)
     return card
 

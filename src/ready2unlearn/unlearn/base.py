@@ -86,6 +86,7 @@ class Context:
     generator: torch.Generator
     device: torch.device
     train_config: Mapping[str, Any] | None = None  # the original training config (retrain needs it)
+    model_factory: Callable[[], nn.Module] | None = None  # builds a freshly initialised copy of the architecture
 
 
 class UnlearningMethod:
@@ -111,6 +112,7 @@ class UnlearningMethod:
         self.config = config
         self.task = task
         self.reference: nn.Module | None = None
+        self.budget: int | None = None  # the run's step budget; the engine sets it before prepare()
 
     # -- hooks -------------------------------------------------------------------------------------------
     def prepare(self, model: nn.Module, views: RequestViews, ctx: Context) -> None:

@@ -76,10 +76,12 @@ class StopConfig:
             return cls(rule="steps", **kw)  # type: ignore[arg-type]
         if rule not in ("forget_acc", "forget_loss"):
             raise ConfigError(f"unknown stop rule {rule!r}; use steps[:N], forget_acc:TARGET or forget_loss:TARGET")
-        try:
-            target: float | str = float(arg)
-        except ValueError:
-            target = arg
+        target: float | str | None = None
+        if arg:
+            try:
+                target = float(arg)
+            except ValueError:
+                target = arg
         return cls(rule=rule, target=target, **kw)  # type: ignore[arg-type]
 
     def resolve_target(self, num_classes: int, reference: float | None) -> float | None:

@@ -1,0 +1,1 @@
+"""Attacks that test whether a deletion request was honoured."""

@@ -1,0 +1,342 @@
+"""Benchmark runner: a matrix of settings × seeds × methods, evaluated by the DESIGN §6 protocol.
+
+Launch: ``r2u bench digits-quick --out runs/bench-digits``.
+
+For every seed it trains the original model once; for every (setting, seed) it retrains the gold model on
+the retain set; then every method unlearns a copy of the original under the same stop rule and budget,
+and the cell is evaluated against the retrained model (metrics, gaps, membership inference, relearning).
+Timing ratios are measured side by side in the same run: a method's unlearning seconds over the retrain
+seconds of the same setting and seed.
+
+Resumable: every finished cell is written to ``cells/<key>.json`` and every trained model to
+``models/...`` (atomically), so an interrupted run picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from ready2unlearn.artifacts import now_iso, read_card, save_checkpoint, versions, write_json
+from ready2unlearn.attacks.relearn import RelearnConfig, relearn_attack
+from ready2unlearn.checkpoint import load_checkpoint
+from ready2unlearn.config import apply_overrides, check, from_dict, load_yaml, resolve_preset, to_dict
+from ready2unlearn.data.base import Split
+from ready2unlearn.data.registry import load_split
+from ready2unlearn.data.request import DeletionRequest, RequestViews
+from ready2unlearn.evaluate.metrics import EvalOutputs, compute, gaps
+from ready2unlearn.models.registry import build_model
+from ready2unlearn.progress import progress_bar
+from ready2unlearn.recipes.train import TrainConfig, fit
+from ready2unlearn.recipes.train import load_config as load_train_config
+from ready2unlearn.recipes.unlearn import unlearn_model
+from ready2unlearn.runtime import resolve_device, seed_everything
+from ready2unlearn.unlearn.base import Context, MethodConfig, build_method, method_config
+from ready2unlearn.unlearn.config import UnlearnConfig
+from ready2unlearn.unlearn.stop import StopConfig
+from ready2unlearn.unlearn.task import ClassificationTask
+
+
+@dataclass
+class ProofConfig:
+    """Proof-of-forgetting runs (N unlearning vs N retraining seeds per method; costly, off by default).
+
+    Attributes:
+        n: Runs per side.
+        methods: Methods to score (default: every method of the bench).
+        setting: The setting to score (default: the first).
+    """
+
+    n: int = 0
+    methods: list[str] = field(default_factory=list)
+    setting: str | None = None
+
+    def __post_init__(self) -> None:
+        check(self.n >= 0, "proof.n must be ≥ 0")
+        check(self.n == 0 or self.n >= 2, "proof.n must be 0 (off) or at least 2")
+
+
+@dataclass
+class BenchConfig:
+    """A benchmark matrix.
+
+    Attributes:
+        train: Training preset (or YAML path) of the original, retrained and unlearned models.
+        train_overrides: ``key=value`` overrides of that preset (e.g. ``data.train_subset=10000``).
+        settings: Deletion requests, one per setting (``class:3``, ``random:0.01``...).
+        methods: Unlearning methods with their hyper-parameters (``retrain`` is always added as the gold row).
+        seeds: Seeds; each seed trains its own original model and retrained references.
+        stop: Stop rule and budget shared by every method.
+        relearn: Relearning attack; ``null`` = skip.
+        mia: Run the membership-inference attacks.
+        proof: Proof-of-forgetting settings.
+        variants: Model variants to unlearn from (``standard``; ``ready`` with readiness training).
+        device: ``auto``, ``cpu``, ``cuda``...
+        data_dir: Dataset folder (overrides the training preset's ``data.data_dir``).
+    """
+
+    train: str = "digits-mlp"
+    train_overrides: list[str] = field(default_factory=list)
+    settings: list[str] = field(default_factory=lambda: ["class:3", "random:0.01"])
+    methods: list[MethodConfig] = field(default_factory=lambda: [method_config({"name": "ga"})])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    stop: StopConfig = field(
+        default_factory=lambda: StopConfig(rule="forget_acc", target="reference", max_steps=300, eval_every=5)
+    )
+    relearn: RelearnConfig | None = field(default_factory=RelearnConfig)
+    mia: bool = True
+    proof: ProofConfig = field(default_factory=ProofConfig)
+    variants: list[Literal["standard"]] = field(default_factory=lambda: ["standard"])
+    device: str = "auto"
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        check(len(self.settings) > 0 and len(self.seeds) > 0, "bench needs at least one setting and one seed")
+        check(len(set(self.seeds)) == len(self.seeds), "bench.seeds must be distinct")
+        for s in self.settings:
+            DeletionRequest.parse(s)  # a malformed request fails at load time, not after an hour
+        names = [m.name for m in self.methods]
+        check(len(set(names)) == len(names), "each method may appear once in bench.methods")
+        check("retrain" not in names, "retrain is always run as the reference; do not list it in bench.methods")
+
+
+def load_bench_config(preset: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[BenchConfig, str]:
+    """Resolves a :class:`BenchConfig` from a shipped preset (``configs/bench``) or YAML file plus overrides."""
+    path = resolve_preset("bench", preset)
+    cfg = from_dict(BenchConfig, apply_overrides(load_yaml(path), list(overrides)))
+    load_train_config(cfg.train, _train_overrides(cfg))  # validate the training preset up front
+    return cfg, str(path)
+
+
+def _train_overrides(cfg: BenchConfig) -> list[str]:
+    extra = [f"device={cfg.device}"] + ([f"data.data_dir={cfg.data_dir}"] if cfg.data_dir else [])
+    return [*cfg.train_overrides, *extra]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9._-]+", "-", text).strip("-")
+
+
+@dataclass
+class _Env:
+    """What every cell of one seed shares."""
+
+    split: Split
+    train_cfg: TrainConfig
+    task: ClassificationTask
+    device: torch.device
+    factory: Callable[[], nn.Module]
+
+
+class BenchRunner:
+    """Runs a :class:`BenchConfig` into ``out_dir`` (resumable)."""
+
+    def __init__(self, cfg: BenchConfig, out_dir: str | Path, preset: str = "custom", show_progress: bool = True):
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.preset = preset
+        self.show_progress = show_progress
+        self.device = resolve_device(cfg.device)
+        self._split_cache: dict[str, Split] = {}
+
+    # -- models -------------------------------------------------------------------------------------------
+    def _env(self, seed: int) -> _Env:
+        train_cfg, _ = load_train_config(self.cfg.train, [*_train_overrides(self.cfg), f"seed={seed}"])
+        key = json.dumps(to_dict(train_cfg.data), sort_keys=True)
+        if key not in self._split_cache:
+            self._split_cache[key] = load_split(train_cfg.data)
+        split = self._split_cache[key]
+
+        def factory() -> nn.Module:
+            return build_model(train_cfg.model, split.spec).to(self.device)
+
+        return _Env(split, train_cfg, ClassificationTask(split.spec.num_classes), self.device, factory)
+
+    def _original(self, env: _Env, seed: int) -> tuple[nn.Module, float]:
+        """The standard model of ``seed``: loaded from ``models/`` or trained and saved there."""
+        d = self.out / "models" / f"seed{seed}" / "standard"
+        if (d / "card.json").exists():
+            ck = load_checkpoint(d, str(self.device))
+            return ck.model, float(ck.card["timing"]["train_seconds"])
+        seed_everything(seed)
+        model = env.factory()
+        result = fit(model, env.split.train, env.split.test, env.train_cfg, show_progress=False)
+        card = {"kind": "ready2unlearn.checkpoint", "schema": 1, "created": now_iso(), "producer": "r2u bench",
+                "config": to_dict(env.train_cfg), "seed": seed, "model": {"name": env.train_cfg.model.name},
+                "data": {"name": env.split.name, "spec": env.split.spec.to_dict(),
+                         "fingerprints": env.split.fingerprints()},
+                "metrics": result.metrics, "timing": {"train_seconds": result.seconds},
+                "versions": versions(), "lineage": {"parent": None, "requests": []}}  # fmt: skip
+        save_checkpoint(model, d, card)
+        return model, result.seconds
+
+    def _retrained(self, env: _Env, original: nn.Module, views: RequestViews, setting: str, seed: int):
+        """The gold model of (setting, seed) and its retraining seconds (cached in ``models/``)."""
+        d = self.out / "models" / f"seed{seed}" / f"retrain-{_slug(setting)}"
+        if (d / "card.json").exists():
+            ck = load_checkpoint(d, str(self.device))
+            return ck.model, ck.card["bench"]
+        model = copy.deepcopy(original)
+        ucfg = UnlearnConfig(method=method_config({"name": "retrain"}), stop=StopConfig(), seed=seed)
+        res = unlearn_model(model, views, build_method(ucfg.method, env.task), ucfg, self._ctx(env, seed))
+        info = {"seconds": res.seconds, "steps": res.steps, "grad_evals": res.grad_evals}
+        save_checkpoint(model, d, {"config": to_dict(env.train_cfg), "bench": info, "setting": setting, "seed": seed})
+        return model, info
+
+    def _ctx(self, env: _Env, seed: int) -> Context:
+        return Context(env.task, torch.Generator().manual_seed(seed), env.device, to_dict(env.train_cfg), env.factory)
+
+    # -- evaluation ---------------------------------------------------------------------------------------
+    def _evaluate(self, model: nn.Module, views: RequestViews, test: Any, reference: nn.Module | None, seed: int):
+        named = {"forget": views.forget, "retain": views.retain, "test": test,
+                 "test_retain": views.test_retain, "test_forget": views.test_forget}  # fmt: skip
+        metrics = compute(EvalOutputs.collect(model, named, reference))
+        if self.cfg.mia:
+            from ready2unlearn.attacks.mia import mia_auc, mia_efficacy
+
+            non_members = views.test_forget if len(views.test_forget) else test
+            metrics["mia_auc"] = mia_auc(model, views.forget, non_members, seed=seed)
+            metrics["mia_efficacy"] = mia_efficacy(model, views.forget, views.retain, test)
+        return metrics
+
+    def _cell_path(self, key: str) -> Path:
+        return self.out / "cells" / f"{_slug(key)}.json"
+
+    # -- the matrix ---------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Runs every missing cell, then writes ``results.json`` and the report; returns the results."""
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json(self.out / "bench_config.json", {"preset": self.preset, "config": to_dict(cfg)})
+        methods = [method_config({"name": "retrain"}), *cfg.methods]
+        keys = [(setting, seed, variant, m) for seed in cfg.seeds for setting in cfg.settings
+                for variant in cfg.variants for m in methods]  # fmt: skip
+        todo = [k for k in keys if not self._cell_path(self._key(*k)).exists()]
+        with progress_bar(self.show_progress) as bar:
+            task = bar.add_task("bench", total=len(keys), completed=len(keys) - len(todo))
+            for seed in cfg.seeds:
+                mine = [k for k in todo if k[1] == seed]
+                if not mine:
+                    continue
+                env = self._env(seed)
+                original, _ = self._original(env, seed)
+                for setting in cfg.settings:
+                    cells = [k for k in mine if k[0] == setting]
+                    if not cells:
+                        continue
+                    views = DeletionRequest.parse(setting).resolve(env.split.train, env.split.test,
+                                                                   env.split.spec.num_classes)  # fmt: skip
+                    reference, ref_info = self._retrained(env, original, views, setting, seed)
+                    ref_metrics = self._evaluate(reference, views, env.split.test, None, seed)
+                    ref_relearn = relearn_attack(reference, views, cfg.relearn) if cfg.relearn else None
+                    for _, _, variant, mcfg in cells:
+                        bar.update(task, description=f"seed {seed} {setting} {mcfg.name}")
+                        cell = self._run_cell(env, original, reference, views, setting, seed, variant, mcfg,
+                                              ref_metrics, ref_info, ref_relearn)  # fmt: skip
+                        write_json(self._cell_path(cell["key"]), cell)
+                        bar.update(task, advance=1)
+        return self.finish()
+
+    @staticmethod
+    def _key(setting: str, seed: int, variant: str, mcfg: MethodConfig) -> str:
+        return f"{setting}/seed{seed}/{variant}/{mcfg.name}"
+
+    def _run_cell(self, env, original, reference, views, setting, seed, variant, mcfg, ref_metrics, ref_info,
+                  ref_relearn) -> dict[str, Any]:  # fmt: skip
+        request = DeletionRequest.parse(setting)
+        if mcfg.name == "retrain":
+            model, curve = reference, []
+            metrics = ref_metrics
+            eff = {"steps": ref_info["steps"], "grad_evals": ref_info["grad_evals"], "seconds": ref_info["seconds"],
+                   "stop_reason": "applied"}  # fmt: skip
+            relearn = ref_relearn
+        else:
+            model = copy.deepcopy(original)
+            ucfg = UnlearnConfig(method=mcfg, stop=self.cfg.stop, seed=seed)
+            ref_value = ref_metrics["forget_acc"] if self.cfg.stop.rule != "forget_loss" else ref_metrics["forget_loss"]
+            res = unlearn_model(model, views, build_method(mcfg, env.task), ucfg, self._ctx(env, seed),
+                                reference_value=ref_value)  # fmt: skip
+            curve = res.curve
+            metrics = self._evaluate(model, views, env.split.test, reference, seed)
+            eff = {
+                "steps": res.steps, "grad_evals": res.grad_evals, "seconds": res.seconds,
+                "eval_seconds": res.eval_seconds, "stop_reason": res.stop_reason, "reached": res.reached,
+            }  # fmt: skip
+            relearn = relearn_attack(model, views, self.cfg.relearn) if self.cfg.relearn else None
+        eff["time_ratio_to_retrain"] = eff["seconds"] / ref_info["seconds"] if ref_info["seconds"] > 0 else math.nan
+        cell = {
+            "key": self._key(setting, seed, variant, mcfg), "setting": setting, "seed": seed, "variant": variant,
+            "method": mcfg.name, "method_config": to_dict(mcfg), "request": request.to_dict(),
+            "views": views.sizes(), "metrics": metrics, "reference_metrics": ref_metrics,
+            "gaps": gaps(metrics, ref_metrics, request.kind), "efficiency": eff, "curve": curve,
+        }  # fmt: skip
+        if relearn is not None:
+            cell["relearn"] = relearn
+            cell["relearn_reference"] = ref_relearn
+        return cell
+
+    def finish(self) -> dict[str, Any]:
+        """Collects every cell into ``results.json`` and renders the report."""
+        cells = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((self.out / "cells").glob("*.json"))]
+        order = {s: i for i, s in enumerate(self.cfg.settings)}
+        cells.sort(key=lambda c: (order.get(c["setting"], 99), c["seed"], c["variant"], c["method"] != "retrain"))
+        results = {
+            "preset": self.preset,
+            "created": now_iso(),
+            "versions": versions(),
+            "config": to_dict(self.cfg),
+            "seeds": self.cfg.seeds,
+            "data_fingerprints": self._fingerprints(),
+            "cells": cells,
+        }
+        try:
+            from ready2unlearn.report import summarise, write_report
+
+            results["summary"] = summarise(cells, SUMMARY_METRICS)
+            write_json(self.out / "results.json", results)
+            write_report(results, self.out)
+        except ImportError:  # report renderer not installed in this build
+            write_json(self.out / "results.json", results)
+        return results
+
+    def _fingerprints(self) -> dict[str, Any]:
+        out = {}
+        for seed in self.cfg.seeds:
+            d = self.out / "models" / f"seed{seed}" / "standard"
+            if (d / "card.json").exists():
+                out[f"seed{seed}"] = read_card(d)["data"]["fingerprints"]
+        return out
+
+
+SUMMARY_METRICS = [
+    "forget_acc", "retain_acc", "test_acc", "test_retain_acc", "mia_auc", "mia_efficacy", "avg_gap",
+    "steps", "grad_evals", "seconds", "time_ratio_to_retrain",
+]  # fmt: skip
+
+
+def run_bench(preset: str, out_dir: str | Path, overrides: list[str] | tuple[str, ...] = (),
+              show_progress: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Loads a bench preset and runs it into ``out_dir`` (resuming finished cells)."""
+    cfg, path = load_bench_config(preset, overrides)
+    saved = Path(out_dir) / "bench_config.json"
+    if saved.exists():
+        previous = json.loads(saved.read_text(encoding="utf-8"))["config"]
+        if previous != to_dict(cfg):
+            from ready2unlearn.errors import ConfigError
+
+            raise ConfigError(f"{out_dir} holds a bench run with a different config; resume it with the same "
+                              "preset and overrides, or choose another --out")  # fmt: skip
+    t0 = time.perf_counter()
+    results = BenchRunner(cfg, out_dir, Path(path).stem, show_progress).run()
+    results["wall_seconds"] = time.perf_counter() - t0
+    return results

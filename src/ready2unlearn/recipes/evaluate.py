@@ -1,0 +1,90 @@
+"""Evaluation recipe: verify an (unlearned) checkpoint against a deletion request.
+
+Launch: ``r2u eval --checkpoint runs/digits-ga --reference runs/digits-retrained``.
+
+Computes every registered metric on the request's views, membership inference on the forget set, and
+optionally the relearning attack; with a retrained reference it adds the per-metric gaps and the Avg. Gap,
+and runs the same attacks on the reference so each number has its floor beside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ready2unlearn.artifacts import now_iso, versions, write_json
+from ready2unlearn.attacks.mia import mia_auc, mia_efficacy
+from ready2unlearn.attacks.relearn import RelearnConfig, relearn_attack
+from ready2unlearn.checkpoint import load_checkpoint
+from ready2unlearn.data.request import DeletionRequest
+from ready2unlearn.errors import RequestError
+from ready2unlearn.evaluate.metrics import EvalOutputs, compute, gaps
+from ready2unlearn.recipes.unlearn import load_matching_split, plan_requests
+
+
+def _attack_metrics(model: Any, views: Any, test: Any, seed: int) -> dict[str, float]:
+    non_members = views.test_forget if len(views.test_forget) else test
+    return {
+        "mia_auc": mia_auc(model, views.forget, non_members, seed=seed),
+        "mia_efficacy": mia_efficacy(model, views.forget, views.retain, test),
+    }
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    request: DeletionRequest | None = None,
+    reference: str | Path | None = None,
+    relearn: RelearnConfig | None = None,
+    data_dir: str | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Evaluates ``checkpoint`` on ``request`` (default: the last request in its lineage).
+
+    Raises:
+        RequestError: If no request is given and the checkpoint has not served one.
+    """
+    ck = load_checkpoint(checkpoint)
+    split, _ = load_matching_split(ck.card, data_dir)
+    lineage = (ck.card.get("lineage") or {}).get("requests", [])
+    forgotten = (ck.card.get("lineage") or {}).get("forgotten_ids", [])
+    if request is None:
+        if not lineage:
+            raise RequestError(f"{checkpoint} has served no deletion request; pass --request")
+        request = DeletionRequest.from_dict(lineage[-1]["request"])
+        # Resolve it as it was served: against the data left before it.
+        earlier = forgotten[: len(forgotten) - int(lineage[-1]["forget_size"])]
+    else:
+        earlier = []
+    (views,) = plan_requests(split, [request], earlier)
+    named = {"forget": views.forget, "retain": views.retain, "test": split.test,
+             "test_retain": views.test_retain, "test_forget": views.test_forget}  # fmt: skip
+    ref_model = load_checkpoint(reference).model if reference else None
+    metrics = compute(EvalOutputs.collect(ck.model, named, ref_model))
+    metrics.update(_attack_metrics(ck.model, views, split.test, seed))
+    result: dict[str, Any] = {
+        "created": now_iso(),
+        "checkpoint": str(checkpoint),
+        "weights_sha256": ck.card.get("weights_sha256"),
+        "request": request.to_dict(),
+        "views": views.sizes(),
+        "metrics": metrics,
+        "versions": versions(),
+    }
+    unlearn = ck.card.get("unlearn")
+    if unlearn:
+        result["efficiency"] = {k: unlearn["result"].get(k) for k in ("steps", "grad_evals", "seconds", "stop_reason")}
+    if ref_model is not None:
+        ref_metrics = compute(EvalOutputs.collect(ref_model, named))
+        ref_metrics.update(_attack_metrics(ref_model, views, split.test, seed))
+        result["reference"] = {"checkpoint": str(reference), "metrics": ref_metrics}
+        result["gaps"] = gaps(metrics, ref_metrics, request.kind)
+    if relearn is not None:
+        result["relearn"] = relearn_attack(ck.model, views, relearn)
+        if ref_model is not None:
+            result["relearn_reference"] = relearn_attack(ref_model, views, relearn)
+    return result
+
+
+def write_metrics(result: dict[str, Any], path: str | Path) -> Path:
+    """Writes an evaluation result as JSON, atomically."""
+    return write_json(path, result)
