@@ -76,9 +76,17 @@ def test_train_bad_input_is_one_line_and_writes_nothing(capsys, tmp_path, argv, 
     assert not (out / "card.json").exists()
 
 
-def test_demo_runs(capsys, tmp_path):
+def test_demo_tells_the_whole_story(capsys, tmp_path):
     assert main(["demo", "--out", str(tmp_path), "-q"]) == 0
     out = capsys.readouterr().out
-    assert "test_accuracy" in out
+    assert "Avg. Gap" in out and "relearning attack" in out
     card = json.loads((tmp_path / "standard" / "card.json").read_text())
     assert card["metrics"]["test_accuracy"] > 0.9
+    unlearned = json.loads((tmp_path / "unlearned" / "card.json").read_text())
+    assert unlearned["unlearn"]["result"]["stop_reason"] == "target reached"
+    assert unlearned["lineage"]["parent_sha256"] == card["weights_sha256"]
+    metrics = json.loads((tmp_path / "unlearned" / "metrics.json").read_text())
+    assert metrics["gaps"]["avg_gap"] < 0.05
+    for name in ("report.md", "report.html", "results.json", "plots/unlearning_curves.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert main(["demo", "--out", str(tmp_path), "-q"]) == 2  # refuses to overwrite

@@ -123,7 +123,7 @@ def compute(out: EvalOutputs, names: list[str] | None = None) -> dict[str, float
         ConfigError: If a metric named explicitly cannot be computed from ``out``.
     """
     result = {}
-    for name in names or METRICS.names():
+    for name in METRICS.names() if names is None else names:
         metric = METRICS.get(name)
         if not metric.available(out):
             if names is not None:

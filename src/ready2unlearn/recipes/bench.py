@@ -171,14 +171,18 @@ class BenchRunner:
         seed_everything(seed)
         model = env.factory()
         result = fit(model, env.split.train, env.split.test, env.train_cfg, show_progress=False)
-        card = {"kind": "ready2unlearn.checkpoint", "schema": 1, "created": now_iso(), "producer": "r2u bench",
+        card = self._card(env, seed, metrics=result.metrics, timing={"train_seconds": result.seconds})
+        save_checkpoint(model, d, card)
+        return model, result.seconds
+
+    @staticmethod
+    def _card(env: _Env, seed: int, **extra: Any) -> dict[str, Any]:
+        """A checkpoint card for a bench model (loadable with ``load_checkpoint``)."""
+        return {"kind": "ready2unlearn.checkpoint", "schema": 1, "created": now_iso(), "producer": "r2u bench",
                 "config": to_dict(env.train_cfg), "seed": seed, "model": {"name": env.train_cfg.model.name},
                 "data": {"name": env.split.name, "spec": env.split.spec.to_dict(),
                          "fingerprints": env.split.fingerprints()},
-                "metrics": result.metrics, "timing": {"train_seconds": result.seconds},
-                "versions": versions(), "lineage": {"parent": None, "requests": []}}  # fmt: skip
-        save_checkpoint(model, d, card)
-        return model, result.seconds
+                "versions": versions(), **extra}  # fmt: skip
 
     def _retrained(self, env: _Env, original: nn.Module, views: RequestViews, setting: str, seed: int):
         """The gold model of (setting, seed) and its retraining seconds (cached in ``models/``)."""
@@ -190,7 +194,7 @@ class BenchRunner:
         ucfg = UnlearnConfig(method=method_config({"name": "retrain"}), stop=StopConfig(), seed=seed)
         res = unlearn_model(model, views, build_method(ucfg.method, env.task), ucfg, self._ctx(env, seed))
         info = {"seconds": res.seconds, "steps": res.steps, "grad_evals": res.grad_evals}
-        save_checkpoint(model, d, {"config": to_dict(env.train_cfg), "bench": info, "setting": setting, "seed": seed})
+        save_checkpoint(model, d, self._card(env, seed, bench=info, setting=setting))
         return model, info
 
     def _ctx(self, env: _Env, seed: int) -> Context:
@@ -285,6 +289,68 @@ class BenchRunner:
             cell["relearn_reference"] = ref_relearn
         return cell
 
+    def run_proof(self) -> dict[str, Any]:
+        """Proof-of-forgetting scores per method (cached in ``proof/<method>.json``); ``{}`` when off.
+
+        The unlearned side runs each method N times from the seed's original model with seeds 0..N−1 (batch
+        order and sampling differ); the retrained side retrains N times with training seeds 1000.. . A
+        ``retrain`` row scores N more retrained models (seeds 2000..) against the same side: the forgetting
+        quality a perfect unlearner reaches at this N, since the statistic is biased below 1.
+        """
+        from ready2unlearn.attacks.proof import run_proof
+
+        pc = self.cfg.proof
+        if pc.n == 0:
+            return {}
+        setting, seed = pc.setting or self.cfg.settings[0], self.cfg.seeds[0]
+        env = self._env(seed)
+        original, _ = self._original(env, seed)
+        views = DeletionRequest.parse(setting).resolve(env.split.train, env.split.test, env.split.spec.num_classes)
+        reference, _ = self._retrained(env, original, views, setting, seed)
+        ref_value = compute(EvalOutputs.collect(reference, {"forget": views.forget}))["forget_acc"]
+        retrained_cache: dict[int, dict[str, torch.Tensor]] = {}
+
+        def retrain(train_seed: int) -> nn.Module:
+            if train_seed not in retrained_cache:
+                model = copy.deepcopy(original)
+                ucfg = UnlearnConfig(method=method_config({"name": "retrain", "seed": train_seed}), stop=StopConfig())
+                unlearn_model(model, views, build_method(ucfg.method, env.task), ucfg, self._ctx(env, train_seed))
+                retrained_cache[train_seed] = copy.deepcopy(model.state_dict())
+            model = copy.deepcopy(original)
+            model.load_state_dict(retrained_cache[train_seed])
+            return model
+
+        def unlearner(mcfg: MethodConfig) -> Callable[[int], nn.Module]:
+            if mcfg.name == "retrain":
+                return lambda s: retrain(2000 + s)
+
+            def make(s: int) -> nn.Module:
+                model = copy.deepcopy(original)
+                ucfg = UnlearnConfig(method=mcfg, stop=self.cfg.stop, seed=s)
+                unlearn_model(model, views, build_method(mcfg, env.task), ucfg, self._ctx(env, s),
+                              reference_value=ref_value)  # fmt: skip
+                return model
+
+            return make
+
+        names = pc.methods or [m.name for m in self.cfg.methods]
+        methods = [method_config({"name": "retrain"}), *(m for m in self.cfg.methods if m.name in names)]
+        out: dict[str, Any] = {}
+        with progress_bar(self.show_progress) as bar:
+            task = bar.add_task("proof of forgetting", total=len(methods))
+            for mcfg in methods:
+                path = self.out / "proof" / f"{_slug(mcfg.name)}.json"
+                if not path.exists():
+                    bar.update(task, description=f"proof: {mcfg.name} (N={pc.n})")
+                    res = run_proof(unlearner(mcfg), lambda s: retrain(1000 + s), views.forget, views.retain,
+                                    env.split.test, pc.n)  # fmt: skip
+                    write_json(path, {"setting": setting, "seed": seed, "method": mcfg.name, **res})
+                r = json.loads(path.read_text(encoding="utf-8"))
+                out[mcfg.name] = {k: r[k] for k in ("setting", "n", "forgetting_quality", "score", "ra_ratio",
+                                                    "ta_ratio")}  # fmt: skip
+                bar.update(task, advance=1)
+        return out
+
     def finish(self) -> dict[str, Any]:
         """Collects every cell into ``results.json`` and renders the report."""
         cells = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((self.out / "cells").glob("*.json"))]
@@ -298,6 +364,7 @@ class BenchRunner:
             "seeds": self.cfg.seeds,
             "data_fingerprints": self._fingerprints(),
             "cells": cells,
+            "proof": self.run_proof(),
         }
         try:
             from ready2unlearn.report import summarise, write_report

@@ -17,7 +17,7 @@ from ready2unlearn.attacks.mia import mia_auc, mia_efficacy
 from ready2unlearn.attacks.relearn import RelearnConfig, relearn_attack
 from ready2unlearn.checkpoint import load_checkpoint
 from ready2unlearn.data.request import DeletionRequest
-from ready2unlearn.errors import RequestError
+from ready2unlearn.errors import R2UError, RequestError
 from ready2unlearn.evaluate.metrics import EvalOutputs, compute, gaps
 from ready2unlearn.recipes.unlearn import load_matching_split, plan_requests
 
@@ -28,6 +28,16 @@ def _attack_metrics(model: Any, views: Any, test: Any, seed: int) -> dict[str, f
         "mia_auc": mia_auc(model, views.forget, non_members, seed=seed),
         "mia_efficacy": mia_efficacy(model, views.forget, views.retain, test),
     }
+
+
+def _check_reference(ref_card: dict[str, Any], card: dict[str, Any], request: DeletionRequest, path: Any) -> None:
+    """Refuses a reference model trained on other data or retrained for another request."""
+    if ref_card.get("data", {}).get("fingerprints") != card.get("data", {}).get("fingerprints"):
+        raise R2UError(f"reference {path} was trained on different data than the checkpoint")
+    served = (ref_card.get("unlearn") or {}).get("request")
+    if served is not None and DeletionRequest.from_dict(served) != request:
+        raise R2UError(f"reference {path} was made for request {DeletionRequest.from_dict(served).describe()}, "
+                       f"not {request.describe()}")  # fmt: skip
 
 
 def evaluate_checkpoint(
@@ -47,18 +57,24 @@ def evaluate_checkpoint(
     split, _ = load_matching_split(ck.card, data_dir)
     lineage = (ck.card.get("lineage") or {}).get("requests", [])
     forgotten = (ck.card.get("lineage") or {}).get("forgotten_ids", [])
-    if request is None:
-        if not lineage:
-            raise RequestError(f"{checkpoint} has served no deletion request; pass --request")
-        request = DeletionRequest.from_dict(lineage[-1]["request"])
-        # Resolve it as it was served: against the data left before it.
+    last = DeletionRequest.from_dict(lineage[-1]["request"]) if lineage else None
+    if request is None and last is None:
+        raise RequestError(f"{checkpoint} has served no deletion request; pass --request")
+    if request is None or request == last:
+        # The request it served last: resolve it as it was served, against the data left before it.
+        request = last
         earlier = forgotten[: len(forgotten) - int(lineage[-1]["forget_size"])]
     else:
-        earlier = []
+        # Any other request is resolved against what the model still holds, as `r2u unlearn` would.
+        earlier = forgotten
     (views,) = plan_requests(split, [request], earlier)
     named = {"forget": views.forget, "retain": views.retain, "test": split.test,
              "test_retain": views.test_retain, "test_forget": views.test_forget}  # fmt: skip
-    ref_model = load_checkpoint(reference).model if reference else None
+    ref_model = None
+    if reference:
+        ref = load_checkpoint(reference)
+        _check_reference(ref.card, ck.card, request, reference)
+        ref_model = ref.model
     metrics = compute(EvalOutputs.collect(ck.model, named, ref_model))
     metrics.update(_attack_metrics(ck.model, views, split.test, seed))
     result: dict[str, Any] = {

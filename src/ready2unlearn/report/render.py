@@ -210,6 +210,19 @@ def _blocks(results: Mapping[str, Any], plots: Mapping[str, Path | None]) -> lis
                                    "relearn set, mean ± std over seeds; lower is better, and the retrained model "
                                    "is the floor a method can hope for."))  # fmt: skip
 
+    proof = results.get("proof") or {}
+    if proof:
+        blocks.append(("h2", "Proof of forgetting (NeurIPS 2023 challenge metric, small N)"))
+        table = _Table(["Method", "N", "Forgetting quality F", "RA ratio", "TA ratio", "Score"])
+        for name, r in proof.items():
+            table.add([str(name), str(r.get("n", MISSING)), *(f"{r[k]:.3f}" if r.get(k) is not None else MISSING
+                       for k in ("forgetting_quality", "ra_ratio", "ta_ratio", "score"))],
+                      reference=str(name).startswith("retrain"))  # fmt: skip
+        blocks.append(("table", table))
+        blocks.append(("note", "F = mean over forget examples of 2^(−ε bin) from N unlearning vs N retraining runs; "
+                               "the retrain row pits two disjoint sets of retrained models against each other, "
+                               "so it is the F a perfect unlearner gets at this N (F is biased below 1)."))  # fmt: skip
+
     blocks.append(("h2", "Plots"))
     for name, title in PLOTS.items():
         blocks.append(("h3", title))
