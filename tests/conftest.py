@@ -20,6 +20,15 @@ def kit_available(*parts: str) -> bool:
 requires_kit = pytest.mark.skipif(not kit_available("mnist"), reason="../shared/data (the data kit) is not present")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """The test models are tiny: extra intra-op threads only spin, and crawl on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def kit_dir() -> Path:
     if not KIT.is_dir():

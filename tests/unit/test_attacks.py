@@ -108,15 +108,10 @@ def memorised() -> tuple[nn.Module, ArrayDataset]:
     """An MLP that has memorised 64 random-label samples."""
     members, model = _random_data(64, seed=1), _mlp()
     opt = torch.optim.Adam(model.parameters(), lr=3e-2)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matmuls: extra threads only spin, and crawl on a busy machine
-    try:
-        for _ in range(150):
-            opt.zero_grad()
-            F.cross_entropy(model(members.x), members.y).backward()
-            opt.step()
-    finally:
-        torch.set_num_threads(threads)
+    for _ in range(150):
+        opt.zero_grad()
+        F.cross_entropy(model(members.x), members.y).backward()
+        opt.step()
     assert (model(members.x).argmax(1) == members.y).float().mean().item() == 1.0
     return model, members
 

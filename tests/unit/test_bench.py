@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 
 from ready2unlearn.cli.main import main
 from ready2unlearn.errors import ConfigError, R2UError, RequestError
@@ -23,15 +22,6 @@ seeds: [0]
 stop: {rule: forget_acc, target: reference, max_steps: 60, eval_every: 5}
 relearn: {sets: ["forget-10"], steps: 5, eval_every: 5}
 """
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny matmuls: extra intra-op threads only spin, and crawl on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,14 @@ def test_help_on_every_verb(capsys):
     assert "usage: r2u train" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("what", ["datasets", "models", "presets"])
-def test_ls(capsys, what):
+@pytest.mark.parametrize(
+    ("what", "expect"),
+    [("datasets", "fashion_mnist"), ("models", "resnet18"), ("presets", "digits-quick"), ("methods", "simnpo"),
+     ("metrics", "forget_kl_to_reference"), ("attacks", "mia_efficacy")],
+)  # fmt: skip
+def test_ls(capsys, what, expect):
     assert main(["ls", what]) == 0
-    out = capsys.readouterr().out
-    assert {"datasets": "fashion_mnist", "models": "resnet18", "presets": "digits-mlp"}[what] in out
+    assert expect in capsys.readouterr().out
 
 
 def test_validate_all_presets_and_a_bad_file(capsys, tmp_path):

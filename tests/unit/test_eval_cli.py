@@ -3,21 +3,11 @@
 import json
 
 import pytest
-import torch
 
 from ready2unlearn.cli.main import main
 from ready2unlearn.recipes import train as train_recipe
 
 RELEARN_SETS = {"forget-10", "forget-5%", "retain+forget-10", "retain-only"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny matmuls: extra intra-op threads only spin, and crawl on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,12 @@ import argparse
 
 from rich.table import Table
 
+from ready2unlearn.attacks import ATTACKS
 from ready2unlearn.cli.common import add_data_dir, console
 from ready2unlearn.config import list_presets, load_yaml, resolve_preset
 from ready2unlearn.data import DATASETS
 from ready2unlearn.errors import DataError
+from ready2unlearn.evaluate.metrics import METRICS
 from ready2unlearn.models import MODELS
 from ready2unlearn.unlearn import METHODS
 
@@ -18,10 +20,10 @@ PRESET_GROUPS = ("train", "unlearn", "bench")
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Registers the ``ls`` verb."""
-    p = sub.add_parser("ls", help="list datasets, models, unlearning methods or presets",
+    p = sub.add_parser("ls", help="list datasets, models, unlearning methods, metrics, attacks or presets",
                        description="List what is registered: datasets (with where their files are "
                        "found), models, or shipped presets.")  # fmt: skip
-    p.add_argument("what", choices=("datasets", "models", "methods", "presets"))
+    p.add_argument("what", choices=("datasets", "models", "methods", "metrics", "attacks", "presets"))
     add_data_dir(p)
     p.set_defaults(func=run)
 
@@ -53,6 +55,19 @@ def run(args: argparse.Namespace) -> int:
             if minfo.method_cls.classifier_only:
                 kind += ", classifiers"
             table.add_row(name, kind, minfo.summary, minfo.paper)
+    elif args.what == "metrics":
+        table = Table(title="metrics")
+        for col in ("name", "better", "inputs", "description"):
+            table.add_column(col, overflow="fold")
+        for name, metric in METRICS.items():
+            better = {True: "higher", False: "lower", None: "closer to retrained"}[metric.higher_is_better]
+            table.add_row(name, better, ", ".join(metric.inputs), metric.description)
+    elif args.what == "attacks":
+        table = Table(title="attacks")
+        for col in ("name", "summary", "paper"):
+            table.add_column(col, overflow="fold")
+        for name, attack in ATTACKS.items():
+            table.add_row(name, attack.summary, attack.paper)
     else:
         table = Table(title="presets")
         for col in ("group", "name", "launch"):

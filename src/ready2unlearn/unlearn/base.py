@@ -122,6 +122,8 @@ class UnlearningMethod:
         self, model: nn.Module, batch: Batch, params: Params | None = None, step: int = 0
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """The quantity the engine *minimises* at ``step``; ``params`` switches to a functional forward."""
+        if not self.iterative:
+            raise NotImplementedError(f"{self.config.name} is not iterative: it has no loss; the engine calls apply()")
         raise NotImplementedError
 
     def after_backward(self, model: nn.Module) -> None:
@@ -139,6 +141,17 @@ class UnlearningMethod:
         return len(views.forget) if self.uses_forget else len(views.retain)
 
     # -- helpers ------------------------------------------------------------------------------------------
+    def add_retain_ce(
+        self, model: nn.Module, batch: Batch, params: Params | None, loss: torch.Tensor, metrics: dict[str, float],
+        weight: float,
+    ) -> tuple[torch.Tensor, dict[str, float]]:  # fmt: skip
+        """Adds the optional ``weight · CE(θ; B_r)`` retain term shared by NPO-style methods (no-op at 0)."""
+        if weight <= 0:
+            return loss, metrics
+        retain = self.task.loss(model, batch.retain_x, batch.retain_y, params)
+        metrics["retain_loss"] = retain.item()
+        return loss + weight * retain, metrics
+
     def snapshot_reference(self, model: nn.Module) -> None:
         """Keeps a frozen copy of the model as it was before unlearning (the NPO/KL reference)."""
         ref = copy.deepcopy(model).eval()

@@ -101,8 +101,4 @@ class RandomLabel(UnlearningMethod):
         y_rand = random_other_labels(batch.forget_y, self.task.num_classes, self.label_generator(step))
         loss = F.cross_entropy(logits, y_rand)
         metrics = {"forget_loss": F.cross_entropy(logits, batch.forget_y).item(), "relabel_loss": loss.item()}
-        if self.uses_retain:
-            retain = self.task.loss(model, batch.retain_x, batch.retain_y, params)
-            loss = loss + cfg.retain_weight * retain
-            metrics["retain_loss"] = retain.item()
-        return loss, metrics
+        return self.add_retain_ce(model, batch, params, loss, metrics, cfg.retain_weight)

@@ -12,15 +12,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import nn
 
 from ready2unlearn.config import check, from_dict
 from ready2unlearn.data.request import RequestViews
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.runtime import seed_everything
-from ready2unlearn.unlearn.base import Batch, Context, MethodConfig, UnlearningMethod, register_method
-from ready2unlearn.unlearn.task import Params
+from ready2unlearn.unlearn.base import Context, MethodConfig, UnlearningMethod, register_method
 
 
 @dataclass
@@ -47,12 +45,6 @@ class Retrain(UnlearningMethod):
     uses_forget = False
     uses_retain = True
     iterative = False
-
-    def loss(
-        self, model: nn.Module, batch: Batch, params: Params | None = None, step: int = 0
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Not a loss-based method."""
-        raise NotImplementedError("retrain is not iterative: the engine calls apply()")
 
     def apply(self, model: nn.Module, views: RequestViews, ctx: Context) -> dict[str, Any]:
         """Re-initialises ``model`` in place and trains it on ``views.retain``."""

@@ -57,8 +57,4 @@ class SimNPO(UnlearningMethod):
         logp = label_log_prob(logits, batch.forget_y)  # |y| = 1 for a class label
         loss = (2.0 / cfg.beta) * F.softplus(cfg.beta * logp + cfg.gamma).mean()
         metrics = {"forget_loss": F.cross_entropy(logits, batch.forget_y).item(), "simnpo": loss.item()}
-        if self.uses_retain:
-            retain = self.task.loss(model, batch.retain_x, batch.retain_y, params)
-            loss = loss + cfg.retain_weight * retain
-            metrics["retain_loss"] = retain.item()
-        return loss, metrics
+        return self.add_retain_ce(model, batch, params, loss, metrics, cfg.retain_weight)

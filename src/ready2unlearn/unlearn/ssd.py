@@ -38,8 +38,8 @@ from torch import nn
 from ready2unlearn.config import check
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.request import RequestViews
-from ready2unlearn.unlearn.base import Batch, Context, MethodConfig, UnlearningMethod, register_method
-from ready2unlearn.unlearn.task import ClassificationTask, Params
+from ready2unlearn.unlearn.base import Context, MethodConfig, UnlearningMethod, register_method
+from ready2unlearn.unlearn.task import ClassificationTask
 
 
 def _mixed_batches(
@@ -163,12 +163,6 @@ class SSD(UnlearningMethod):
     uses_retain = True
     iterative = False
     classifier_only = True
-
-    def loss(
-        self, model: nn.Module, batch: Batch, params: Params | None = None, step: int = 0
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """SSD has no loss to minimise."""
-        raise NotImplementedError("ssd is not iterative: it has no loss; the engine must call apply() once")
 
     def apply(self, model: nn.Module, views: RequestViews, ctx: Context) -> dict[str, Any]:
         """Scores both importances and dampens ``model`` in place.
