@@ -1,14 +1,17 @@
 """Pilot sweep that picks the shipped default hyper-parameter of every unlearning method.
 
 GA-type methods are very sensitive to the learning rate, so each method's default is the grid value with
-the smallest average gap to the retrained model on a *pilot seed* (seed 0), over four settings:
-digits/mlp and Fashion-MNIST/cnn (10k-sample training subset, to fit CPU minutes), each with a class
-request (class 3) and a 1% random request. The gap is the mean of |UA − UA_r|, |RA − RA_r|, |TA − TA_r|
-(TA = test-retain accuracy for class requests, test accuracy for random ones); the membership-inference
-term of the full "Avg. Gap" is added by the verification harness.
+the smallest average gap to the retrained model on a *pilot seed* (seed 0), over three settings:
+digits/mlp with a class request (class 3) and a 10% random request, and Fashion-MNIST/cnn (10k-sample
+training subset, to fit CPU minutes) with the class request. (A 1% random request on digits is 14 samples
+the retrained model already classifies perfectly, so every method "finishes" at step 0: uninformative.)
+The gap is the mean of |UA − UA_r|, |RA − RA_r|, |TA − TA_r| (TA = test-retain accuracy for class
+requests, test accuracy for random ones); the membership-inference term of the full "Avg. Gap" is added
+by the verification harness.
 
-Every run uses the same stop rule: forget accuracy ≤ the retrained model's, checked every 5 steps,
-within a 300-step budget. Re-run with:
+Every run uses the same stop rule: forget accuracy ≤ the retrained model's, checked every 10 steps,
+within a 300-step budget. Finished runs are cached in ``runs.jsonl`` beside the results, so an interrupted
+sweep resumes. Re-run with:
 
     python benchmarks/unlearn_pilot/pilot.py --out benchmarks/unlearn_pilot
 
@@ -39,9 +42,8 @@ from ready2unlearn.unlearn.config import UnlearnConfig
 
 SETTINGS = [
     ("digits-mlp", [], "class:3"),
-    ("digits-mlp", [], "random:0.01"),
+    ("digits-mlp", [], "random:0.1"),
     ("fashion_mnist-cnn", ["data.train_subset=10000", "epochs=8"], "class:3"),
-    ("fashion_mnist-cnn", ["data.train_subset=10000", "epochs=8"], "random:0.01"),
 ]
 ASCENT_LRS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 DESCENT_LRS = [1e-3, 3e-3, 1e-2, 3e-2]
@@ -60,7 +62,7 @@ GRID: dict[str, tuple[str, list[float]]] = {
     "bad_teacher": ("lr", DESCENT_LRS),
     "ssd": ("alpha", [1.0, 3.0, 10.0, 30.0]),
 }
-STOP = StopConfig(rule="forget_acc", target="reference", max_steps=300, eval_every=5)
+STOP = StopConfig(rule="forget_acc", target="reference", max_steps=300, eval_every=10)
 SEED = 0
 
 
@@ -71,8 +73,17 @@ def gap(m: dict[str, float], ref: dict[str, float], kind: str) -> float:
     return mean(abs(m[k] - ref[k]) for k in keys)
 
 
-def run_setting(preset: str, overrides: list[str], request_text: str, methods: list[str]) -> list[dict]:
-    """Trains the pilot model and its retrained reference, then sweeps every method's grid."""
+def run_setting(preset: str, overrides: list[str], request_text: str, methods: list[str], cache: Path) -> list[dict]:
+    """Trains the pilot model and its retrained reference, then sweeps every method's grid (resuming from cache)."""
+    done = {}
+    if cache.exists():
+        for line in cache.read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            done[(r["setting"], r["method"], r["value"])] = r
+    setting = f"{preset}/{request_text}"
+    todo = [(n, v) for n in methods for v in GRID[n][1] if (setting, n, v) not in done]
+    if not todo:
+        return [done[(setting, n, v)] for n in methods for v in GRID[n][1]]
     cfg, _ = load_config(preset, [*overrides, f"seed={SEED}"])
     split = load_split(cfg.data)
     task = ClassificationTask(split.spec.num_classes)
@@ -101,24 +112,25 @@ def run_setting(preset: str, overrides: list[str], request_text: str, methods: l
     for name in methods:
         key, values = GRID[name]
         for value in values:
+            if (setting, name, value) in done:
+                rows.append(done[(setting, name, value)])
+                continue
             model = copy.deepcopy(original)
             ucfg = UnlearnConfig(method=from_dict(MethodConfig, {"name": name, key: value}), stop=STOP, seed=SEED)
             ctx = Context(task, torch.Generator().manual_seed(SEED), torch.device("cpu"), to_dict(cfg), factory)
             res = unlearn_model(model, views, build_method(ucfg.method, task), ucfg, ctx, reference_value=ref_ua)
             m = view_metrics(model, views, split.test)
             row = {
-                "setting": f"{preset}/{request_text}", "method": name, "param": key, "value": value,
+                "setting": setting, "method": name, "param": key, "value": value,
                 "gap": gap(m, ref, request.kind), "steps": res.steps, "seconds": res.seconds,
                 "time_ratio_to_retrain": res.seconds / ret.seconds, "stop_reason": res.stop_reason,
-                "metrics": m,
+                "metrics": m, "reference": ref, "train_seconds": train_seconds, "retrain_seconds": ret.seconds,
             }  # fmt: skip
             rows.append(row)
+            with cache.open("a", encoding="utf-8") as f:  # append-only: a crash loses at most this run
+                f.write(json.dumps(row) + "\n")
             print(f"  {name:>13} {key}={value:<8g} gap {row['gap']:.4f}  UA {m['forget_accuracy']:.3f} "
                   f"steps {res.steps:>3}  {res.stop_reason}", flush=True)  # fmt: skip
-    for row in rows:
-        row["reference"] = ref
-        row["train_seconds"] = train_seconds
-        row["retrain_seconds"] = ret.seconds
     return rows
 
 
@@ -131,7 +143,7 @@ def summarise(rows: list[dict], out: Path) -> dict[str, float]:
         "",
         "Generated by `python benchmarks/unlearn_pilot/pilot.py` (pilot seed 0). Each method's default is the",
         "grid value with the smallest gap to the retrained model (mean |Δ| of UA, RA, TA), averaged over the",
-        "settings below; stop rule: forget accuracy ≤ retrained model's, 300-step budget, checked every 5 steps.",
+        "settings below; stop rule: forget accuracy ≤ retrained model's, 300-step budget, checked every 10 steps.",
         "",
         "| method | param | chosen | mean gap | " + " | ".join(f"gap: {s}" for s in settings) + " |",
         "|---|---|---|---|" + "---|" * len(settings),
@@ -179,15 +191,19 @@ def main() -> None:
     p.add_argument("--out", default="benchmarks/unlearn_pilot")
     p.add_argument("--methods", nargs="*", default=list(GRID))
     p.add_argument("--quick", action="store_true", help="digits settings only")
+    p.add_argument("--fresh", action="store_true", help="ignore runs cached by an earlier, interrupted sweep")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     unknown = set(args.methods) - set(METHODS.names())
     if unknown:
         raise SystemExit(f"unknown methods: {sorted(unknown)}")
+    cache = out / "runs.jsonl"
+    if args.fresh:
+        cache.unlink(missing_ok=True)
     rows = []
     for preset, overrides, request in SETTINGS[:2] if args.quick else SETTINGS:
-        rows += run_setting(preset, overrides, request, args.methods)
+        rows += run_setting(preset, overrides, request, args.methods, cache)
     best = summarise(rows, out)
     write_json(out / "results.json", {"seed": SEED, "stop": to_dict(STOP), "grid": GRID, "best": best,
                                       "versions": versions(), "runs": rows})  # fmt: skip

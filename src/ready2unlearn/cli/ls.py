@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
             table.add_row(name, kind, minfo.summary, minfo.paper)
     elif args.what == "metrics":
         table = Table(title="metrics")
-        for col in ("name", "better", "inputs", "description"):
+        table.add_column("name", no_wrap=True)
+        for col in ("better", "inputs", "description"):
             table.add_column(col, overflow="fold")
         for name, metric in METRICS.items():
             better = {True: "higher", False: "lower", None: "closer to retrained"}[metric.higher_is_better]

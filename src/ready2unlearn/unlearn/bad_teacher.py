@@ -74,7 +74,7 @@ class BadTeacherConfig(MethodConfig):
     """
 
     name: str = "bad_teacher"
-    lr: float = 1e-3
+    lr: float = 3e-3  # pilot sweep: benchmarks/unlearn_pilot
     optimizer: Literal["sgd", "adam"] = "adam"
     temperature: float = 1.0
 

@@ -26,7 +26,7 @@ class FinetuneConfig(MethodConfig):
     """Fine-tuning on D_r. SGD with momentum at lr 0.01, the usual FT setting of the SalUn benchmarks."""
 
     name: str = "finetune"
-    lr: float = 1e-2
+    lr: float = 3e-2  # pilot sweep: benchmarks/unlearn_pilot
     momentum: float = 0.9
 
 

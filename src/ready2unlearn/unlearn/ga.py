@@ -25,7 +25,7 @@ class GAConfig(MethodConfig):
     """Gradient ascent. Defaults from the pilot sweep (``benchmarks/unlearn_pilot``)."""
 
     name: str = "ga"
-    lr: float = 1e-3
+    lr: float = 3e-4  # pilot sweep: benchmarks/unlearn_pilot
 
 
 @register_method("ga", GAConfig, "gradient ascent on the forget set", "Thudi et al. 2022")

@@ -33,7 +33,7 @@ class GAKLConfig(MethodConfig):
     """Attributes: kl_weight (w_kl)."""
 
     name: str = "ga_kl"
-    lr: float = 1e-3
+    lr: float = 3e-4  # pilot sweep: benchmarks/unlearn_pilot
     kl_weight: float = 1.0
 
     def __post_init__(self) -> None:

@@ -23,7 +23,7 @@ class GradDiffConfig(MethodConfig):
     """Attributes: forget_weight (w_f), retain_weight (w_r)."""
 
     name: str = "grad_diff"
-    lr: float = 1e-3
+    lr: float = 3e-4  # pilot sweep: benchmarks/unlearn_pilot
     forget_weight: float = 1.0
     retain_weight: float = 1.0
 

@@ -41,7 +41,7 @@ class L1SparseConfig(MethodConfig):
     """
 
     name: str = "l1_sparse"
-    lr: float = 1e-2
+    lr: float = 3e-2  # pilot sweep: benchmarks/unlearn_pilot
     momentum: float = 0.9
     gamma: float = 5e-4
     decay_steps: int | None = None

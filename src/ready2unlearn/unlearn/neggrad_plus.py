@@ -26,7 +26,7 @@ class NegGradPlusConfig(MethodConfig):
     """Attributes: alpha (α, the retain share of the loss; 1 − α goes to the forget ascent)."""
 
     name: str = "neggrad_plus"
-    lr: float = 1e-2
+    lr: float = 1e-2  # pilot sweep: benchmarks/unlearn_pilot
     alpha: float = 0.95
 
     def __post_init__(self) -> None:

@@ -38,7 +38,7 @@ class NPOConfig(MethodConfig):
     """Attributes: beta (inverse temperature β), retain_weight (w_r; 0 = plain NPO)."""
 
     name: str = "npo"
-    lr: float = 1e-3
+    lr: float = 3e-4  # pilot sweep: benchmarks/unlearn_pilot
     beta: float = 0.1
     retain_weight: float = 0.0
 

@@ -56,7 +56,7 @@ class RandomLabelConfig(MethodConfig):
     """Attributes: retain_weight (w_r; 0 = relabel the forget set only)."""
 
     name: str = "random_label"
-    lr: float = 1e-2
+    lr: float = 1e-3  # pilot sweep: benchmarks/unlearn_pilot
     momentum: float = 0.9
     retain_weight: float = 1.0
 

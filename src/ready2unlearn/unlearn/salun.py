@@ -98,6 +98,7 @@ class SalUnConfig(RandomLabelConfig):
     """
 
     name: str = "salun"
+    lr: float = 1e-3  # pilot sweep: benchmarks/unlearn_pilot
     mask_ratio: float = 0.5
 
     def __post_init__(self) -> None:

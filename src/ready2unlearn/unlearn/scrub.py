@@ -61,7 +61,7 @@ class SCRUBConfig(MethodConfig):
     """
 
     name: str = "scrub"
-    lr: float = 1e-3
+    lr: float = 3e-3  # pilot sweep: benchmarks/unlearn_pilot
     kl_weight: float = 1.0
     ce_weight: float = 1.0
     temperature: float = 4.0

@@ -29,7 +29,7 @@ class SimNPOConfig(MethodConfig):
     """Attributes: beta (β), gamma (margin γ), retain_weight (w_r)."""
 
     name: str = "simnpo"
-    lr: float = 1e-3
+    lr: float = 3e-3  # pilot sweep: benchmarks/unlearn_pilot
     beta: float = 2.5
     gamma: float = 0.0
     retain_weight: float = 0.0
