@@ -168,11 +168,12 @@ def summarise(rows: list[dict], out: Path) -> dict[str, float]:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(9, 5))
-        for name in GRID:
+        for i, name in enumerate(GRID):
             mine = [r for r in rows if r["method"] == name and r["param"] == "lr"]
             if mine:
                 values = sorted({r["value"] for r in mine})
-                ax.plot(values, [mean(r["gap"] for r in mine if r["value"] == v) for v in values], "o-", label=name)
+                style = "o-" if i < 10 else "s--"  # the colour cycle has 10 colours: keep lines 11+ distinct
+                ax.plot(values, [mean(r["gap"] for r in mine if r["value"] == v) for v in values], style, label=name)
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("mean gap to retrained (UA, RA, TA)")

@@ -79,6 +79,8 @@ class BenchConfig:
         stop: Stop rule and budget shared by every method.
         relearn: Relearning attack; ``null`` = skip.
         mia: Run the membership-inference attacks.
+        mia_max_test: Test samples used by MIA-efficacy's SVM (``null`` = all, as SalUn does; its fit is
+            quadratic in this number, so CPU presets cap it).
         proof: Proof-of-forgetting settings.
         variants: Model variants to unlearn from (``standard``; ``ready`` with readiness training).
         device: ``auto``, ``cpu``, ``cuda``...
@@ -95,6 +97,7 @@ class BenchConfig:
     )
     relearn: RelearnConfig | None = field(default_factory=RelearnConfig)
     mia: bool = True
+    mia_max_test: int | None = None
     proof: ProofConfig = field(default_factory=ProofConfig)
     variants: list[Literal["standard"]] = field(default_factory=lambda: ["standard"])
     device: str = "auto"
@@ -210,7 +213,7 @@ class BenchRunner:
 
             non_members = views.test_forget if len(views.test_forget) else test
             metrics["mia_auc"] = mia_auc(model, views.forget, non_members, seed=seed)
-            metrics["mia_efficacy"] = mia_efficacy(model, views.forget, views.retain, test)
+            metrics["mia_efficacy"] = mia_efficacy(model, views.forget, views.retain, test, self.cfg.mia_max_test)
         return metrics
 
     def _cell_path(self, key: str) -> Path:

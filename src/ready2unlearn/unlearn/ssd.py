@@ -132,7 +132,8 @@ class SSDConfig(MethodConfig):
     SSD is a one-shot edit. ``batch_size`` is the batch size of both importance passes.
 
     Attributes:
-        alpha: Selection weighting α: entries with ``[]_Df > α·[]_D`` are dampened (the paper uses 10; our default of 30 comes from the pilot sweep).
+        alpha: Selection weighting α: entries with ``[]_Df > α·[]_D`` are dampened (the paper uses 10; our
+            default of 30 comes from the pilot sweep).
         lam: Dampening constant λ: selected entries are scaled by ``min(λ·[]_D/[]_Df, 1)`` (the paper's 1).
         train_subset: Score ``[]_D`` on this many random D_r samples plus a random D_f sample of the same
             proportion as in D (so D's composition is kept); ``null`` = all of D.
