@@ -171,3 +171,14 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     with pytest.raises(RuntimeError):
         atomic_write(target, boom)
     assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
+
+
+def test_atomic_write_gives_ordinary_file_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "a.json", lambda p: p.write_text("{}"))
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
