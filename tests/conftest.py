@@ -56,3 +56,43 @@ def blobs_split() -> Split:
     test = ArrayDataset(test.x, test.y, torch.arange(len(test)), {"user": np.full(len(test), 999)})
     spec = DataSpec("image", (1, 1, 8), 4, ("a", "b", "c", "d"))
     return Split("blobs", train, test, spec, {})
+
+
+# -- the shared toy unlearning problem: 4 Gaussian blobs, a small MLP, class 1 to forget ---------------------
+TOY_SPEC = DataSpec("image", (1, 1, 8), 4)
+
+
+def toy_train_config():
+    from ready2unlearn.config import from_dict
+    from ready2unlearn.recipes.train import TrainConfig
+
+    return from_dict(TrainConfig, {"epochs": 8, "batch_size": 32, "optim": {"lr": 0.01}, "seed": 0})
+
+
+def toy_model():
+    """A freshly initialised (seed 0) MLP for the toy problem; also the retrain model factory."""
+    from ready2unlearn.models import build_model
+
+    torch.manual_seed(0)
+    return build_model({"name": "mlp", "hidden": [32]}, TOY_SPEC)
+
+
+def toy_ctx(seed: int = 0):
+    """An unlearning context on the CPU whose retrain rebuilds :func:`toy_model`."""
+    from ready2unlearn.config import to_dict
+    from ready2unlearn.unlearn import ClassificationTask, Context
+
+    return Context(ClassificationTask(4), torch.Generator().manual_seed(seed), torch.device("cpu"),
+                   train_config=to_dict(toy_train_config()), model_factory=toy_model)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """``(trained model, train, test, class-1 views)``, trained once per test module."""
+    from ready2unlearn.data import DeletionRequest
+    from ready2unlearn.recipes.train import fit
+
+    train, test = make_blobs(240, seed=0), make_blobs(80, seed=1)
+    model = toy_model()
+    fit(model, train, test, toy_train_config(), show_progress=False)
+    return model, train, test, DeletionRequest.for_classes(1).resolve(train, test, 4)

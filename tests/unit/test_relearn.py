@@ -7,41 +7,24 @@ import pytest
 import torch
 
 from ready2unlearn.attacks.relearn import RelearnConfig, build_relearn_set, relearn_attack
-from ready2unlearn.config import from_dict, to_dict
-from ready2unlearn.data import DeletionRequest
-from ready2unlearn.data.base import DataSpec
+from ready2unlearn.config import from_dict
 from ready2unlearn.errors import ConfigError
-from ready2unlearn.models import build_model
-from ready2unlearn.recipes.train import TrainConfig, fit
 from ready2unlearn.recipes.unlearn import unlearn_model
-from ready2unlearn.unlearn import ClassificationTask, Context, MethodConfig, StopConfig, build_method
+from ready2unlearn.unlearn import ClassificationTask, MethodConfig, StopConfig, build_method
 from ready2unlearn.unlearn.config import UnlearnConfig
 
-from ..conftest import make_blobs
-
-SPEC = DataSpec("image", (1, 1, 8), 4)
-TRAIN_CFG = from_dict(TrainConfig, {"epochs": 8, "batch_size": 32, "optim": {"lr": 0.01}})
-
-
-def _factory():
-    torch.manual_seed(0)
-    return build_model({"name": "mlp", "hidden": [32]}, SPEC)
+from ..conftest import toy_ctx
 
 
 @pytest.fixture(scope="module")
-def setup():
-    train, test = make_blobs(240, seed=0), make_blobs(80, seed=1)
-    views = DeletionRequest.for_classes(1).resolve(train, test, 4)
-    original = _factory()
-    fit(original, train, test, TRAIN_CFG, show_progress=False)
+def setup(toy):
+    original, _, _, views = toy
     models = {"original": original}
     for name in ("retrain", "ga"):
         model = copy.deepcopy(original)
         cfg = UnlearnConfig(method=from_dict(MethodConfig, {"name": name, "lr": 0.01}),
                             stop=StopConfig(rule="forget_acc", target=0.0, max_steps=300))  # fmt: skip
-        ctx = Context(ClassificationTask(4), torch.Generator().manual_seed(0), torch.device("cpu"),
-                      to_dict(TRAIN_CFG), _factory)  # fmt: skip
-        unlearn_model(model, views, build_method(cfg.method, ClassificationTask(4)), cfg, ctx)
+        unlearn_model(model, views, build_method(cfg.method, ClassificationTask(4)), cfg, toy_ctx())
         models[name] = model
     return views, models
 

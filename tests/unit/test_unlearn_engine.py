@@ -4,40 +4,25 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from ready2unlearn.config import from_dict, to_dict
-from ready2unlearn.data import DeletionRequest
-from ready2unlearn.data.base import DataSpec
+from ready2unlearn.config import from_dict
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.evaluate import accuracy_and_loss
-from ready2unlearn.models import build_model
-from ready2unlearn.recipes.train import TrainConfig, fit
+from ready2unlearn.recipes.train import fit
 from ready2unlearn.recipes.unlearn import unlearn_model
-from ready2unlearn.unlearn import ClassificationTask, Context, MethodConfig, StopConfig, build_method
+from ready2unlearn.unlearn import ClassificationTask, MethodConfig, StopConfig, build_method
 from ready2unlearn.unlearn.config import UnlearnConfig, load_unlearn_config
 from ready2unlearn.unlearn.ga import GAConfig, GradientAscent
 
-from ..conftest import make_blobs
+from ..conftest import toy_ctx, toy_model, toy_train_config
 
-SPEC = DataSpec("image", (1, 1, 8), 4)
-TRAIN_CFG = from_dict(TrainConfig, {"epochs": 8, "batch_size": 32, "optim": {"lr": 0.01}})
-
-
-def _factory():
-    torch.manual_seed(0)
-    return build_model({"name": "mlp", "hidden": [32]}, SPEC)
+TRAIN_CFG = toy_train_config()
+_factory = toy_model
+_ctx = toy_ctx
 
 
 @pytest.fixture(scope="module")
-def setup():
-    train, test = make_blobs(240, seed=0), make_blobs(80, seed=1)
-    model = _factory()
-    fit(model, train, test, TRAIN_CFG, show_progress=False)
-    return model, train, test, DeletionRequest.for_classes(1).resolve(train, test, 4)
-
-
-def _ctx():
-    return Context(ClassificationTask(4), torch.Generator().manual_seed(0), torch.device("cpu"),
-                   train_config=to_dict(TRAIN_CFG), model_factory=_factory)  # fmt: skip
+def setup(toy):
+    return toy
 
 
 def _go(model, views, method_cfg, stop, ref=None, method=None):
@@ -115,9 +100,7 @@ def test_retrain_matches_a_fresh_training_run_on_retain(setup):
     model, _, _, views = setup
     unlearned = copy.deepcopy(model)
     res = _go(unlearned, views, {"name": "retrain"}, StopConfig())
-    fresh = _factory()
-    torch.manual_seed(TRAIN_CFG.seed)
-    fresh = _factory()
+    fresh = _factory()  # what `r2u train` on D_r alone would build: same seed, same initialisation
     fit(fresh, views.retain, None, TRAIN_CFG, show_progress=False)
     for a, b in zip(unlearned.parameters(), fresh.parameters(), strict=True):
         assert torch.equal(a, b)

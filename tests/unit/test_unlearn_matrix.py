@@ -7,40 +7,22 @@ import torch
 from torch import nn
 
 from ready2unlearn.config import from_dict, to_dict
-from ready2unlearn.data import DeletionRequest
-from ready2unlearn.data.base import DataSpec
 from ready2unlearn.evaluate import accuracy_and_loss
-from ready2unlearn.models import build_model
-from ready2unlearn.recipes.train import TrainConfig, fit
 from ready2unlearn.recipes.unlearn import unlearn_model
-from ready2unlearn.unlearn import METHODS, Batch, ClassificationTask, Context, MethodConfig, StopConfig, build_method
+from ready2unlearn.unlearn import METHODS, Batch, ClassificationTask, MethodConfig, StopConfig, build_method
 from ready2unlearn.unlearn.config import UnlearnConfig
 
-from ..conftest import make_blobs
+from ..conftest import toy_ctx
 
-SPEC = DataSpec("image", (1, 1, 8), 4)
-TRAIN_CFG = from_dict(TrainConfig, {"epochs": 8, "batch_size": 32, "optim": {"lr": 0.01}, "seed": 0})
 # Small-data settings per method so that k steps visibly forget on the toy problem; everything else default.
 OVERRIDES = {"ssd": {"alpha": 1.0}, "scrub": {"max_phase_steps": 30}}
-
-
-def _factory():
-    torch.manual_seed(0)
-    return build_model({"name": "mlp", "hidden": [32]}, SPEC)
+_ctx = toy_ctx
 
 
 @pytest.fixture(scope="module")
-def trained():
-    train, test = make_blobs(240, seed=0), make_blobs(80, seed=1)
-    model = _factory()
-    fit(model, train, test, TRAIN_CFG, show_progress=False)
-    views = DeletionRequest.for_classes(1).resolve(train, test, 4)
+def trained(toy):
+    model, _, _, views = toy
     return model, views
-
-
-def _ctx(seed=0):
-    return Context(ClassificationTask(4), torch.Generator().manual_seed(seed), torch.device("cpu"),
-                   train_config=to_dict(TRAIN_CFG), model_factory=_factory)  # fmt: skip
 
 
 def _run(model, views, name, steps=30, seed=0, **extra):

@@ -312,10 +312,12 @@ def run(
         requests: Deletion requests, applied in order.
         cfg: Method, stop rule, seed, device.
         out_dir: Output directory.
-        reference: A retrained model's checkpoint (for ``target: reference`` and reporting).
+        reference: A retrained model's checkpoint (for ``target: reference`` and reporting). With several
+            requests the same reference serves each of them: give one retrained for the whole sequence.
         data_dir: Overrides the data directory recorded in the card.
         show_progress: Show progress bars.
-        log: Optional ``callable(str)`` for per-request summary lines.
+        log: Optional callback ``log(request, views, result, metrics_before, metrics_after, out_dir)``
+            called after each request (the CLI prints its summary from it).
 
     Returns:
         The cards written, in order.
