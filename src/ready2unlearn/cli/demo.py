@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="the whole story on embedded digits data: train, delete a class, unlearn, verify, report",
         description="Train an MLP on scikit-learn's embedded 8x8 digits, serve a deletion request for class 3 "
         "with gradient ascent, verify it against a model retrained without class 3 (metrics, membership "
-        "inference, relearning attack) and write report.md / report.html. About a minute on 2 CPU cores.",
+        "inference, relearning attack) and write report.md / report.html. About 15 s on 2 CPU cores.",
     )
     p.add_argument("--out", "-o", default="r2u-demo", metavar="DIR", help="output folder (default: r2u-demo)")
     add_quiet(p)
