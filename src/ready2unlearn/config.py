@@ -255,6 +255,24 @@ def resolve_preset(group: str, name_or_path: str) -> Path:
     raise ConfigError(f"no {group} preset or YAML file named {name_or_path!r}.{hint} Shipped: {', '.join(names)}.")
 
 
+def dispatch_by_name(data: Mapping[str, Any], registry: Any, section: str, default: str) -> type:
+    """The config class a registry holds for ``data["name"]`` (for a base config's ``dispatch``).
+
+    Args:
+        data: The section's plain data.
+        registry: A :class:`~ready2unlearn.registry.Registry` whose entries have a ``config_cls``.
+        section: The section's name, for messages (``model``, ``method``).
+        default: The name to use when ``data`` has none.
+
+    Raises:
+        ConfigError: If the name is not a string or not registered.
+    """
+    name = data.get("name", default)
+    if not isinstance(name, str):
+        raise ConfigError(f"{section}.name must be a string, got {name!r}")
+    return registry.get(name).config_cls
+
+
 def check(cond: bool, message: str) -> None:
     """Raises :class:`ConfigError` with ``message`` unless ``cond`` holds (validation helper)."""
     if not cond:

@@ -23,7 +23,7 @@ Two population attacks use them:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -205,3 +205,18 @@ def mia_efficacy(
     clf = SVC(C=3, gamma="auto", kernel="rbf").fit(features, labels)
     predicted = clf.predict(true_class_confidence(model, forget)[:, None])
     return float(np.mean(predicted == 0))
+
+
+def forget_set_attacks(
+    model: nn.Module, views: Any, test: ArrayDataset, seed: int = 0, max_test: int | None = None
+) -> dict[str, float]:
+    """Both membership-inference scores of a request's forget set, as ``r2u eval`` and ``r2u bench`` report them.
+
+    The AUC attack's non-members are the test rows of the forgotten classes when there are any (class and
+    group requests), else the whole test set.
+    """
+    non_members = views.test_forget if len(views.test_forget) else test
+    return {
+        "mia_auc": mia_auc(model, views.forget, non_members, seed=seed),
+        "mia_efficacy": mia_efficacy(model, views.forget, views.retain, test, max_test),
+    }

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ready2unlearn.data.base import ArrayDataset
+from ready2unlearn.data.request import RequestViews
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.evaluate.core import predict_logits
 from ready2unlearn.registry import Registry
@@ -46,6 +47,15 @@ class EvalOutputs:
             labels={k: v.y.cpu() for k, v in present.items()},
             reference={k: predict_logits(reference, v) for k, v in present.items()} if reference is not None else {},
         )
+
+    @classmethod
+    def for_request(
+        cls, model: nn.Module, views: RequestViews, test: ArrayDataset, reference: nn.Module | None = None
+    ) -> EvalOutputs:
+        """:meth:`collect` over a request's four views plus the whole test set."""
+        named = {"forget": views.forget, "retain": views.retain, "test": test,
+                 "test_retain": views.test_retain, "test_forget": views.test_forget}  # fmt: skip
+        return cls.collect(model, named, reference)
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,8 @@ from typing import Any, Generic, TypeVar
 
 from torch import nn
 
-from ready2unlearn.config import check, from_dict
+from ready2unlearn.config import check, dispatch_by_name, from_dict
 from ready2unlearn.data.base import DataSpec, Kind
-from ready2unlearn.errors import ConfigError
 from ready2unlearn.registry import Registry
 
 
@@ -28,10 +27,7 @@ class ModelConfig:
     @classmethod
     def dispatch(cls, data: Mapping[str, Any]) -> type[ModelConfig]:
         """The config class registered for ``data["name"]`` (used by :func:`~ready2unlearn.config.from_dict`)."""
-        name = data.get("name", getattr(cls, "name", "mlp"))
-        if not isinstance(name, str):
-            raise ConfigError(f"model.name must be a string, got {name!r}")
-        return MODELS.get(name).config_cls
+        return dispatch_by_name(data, MODELS, "model", getattr(cls, "name", "mlp"))
 
 
 M = TypeVar("M", bound=ModelConfig)

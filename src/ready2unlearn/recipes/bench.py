@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ready2unlearn.artifacts import now_iso, read_card, save_checkpoint, versions, write_json
+from ready2unlearn.attacks.mia import forget_set_attacks
 from ready2unlearn.attacks.relearn import RelearnConfig, relearn_attack
 from ready2unlearn.checkpoint import load_checkpoint
 from ready2unlearn.config import apply_overrides, check, from_dict, load_yaml, resolve_preset, to_dict
@@ -205,15 +206,9 @@ class BenchRunner:
 
     # -- evaluation ---------------------------------------------------------------------------------------
     def _evaluate(self, model: nn.Module, views: RequestViews, test: Any, reference: nn.Module | None, seed: int):
-        named = {"forget": views.forget, "retain": views.retain, "test": test,
-                 "test_retain": views.test_retain, "test_forget": views.test_forget}  # fmt: skip
-        metrics = compute(EvalOutputs.collect(model, named, reference))
+        metrics = compute(EvalOutputs.for_request(model, views, test, reference))
         if self.cfg.mia:
-            from ready2unlearn.attacks.mia import mia_auc, mia_efficacy
-
-            non_members = views.test_forget if len(views.test_forget) else test
-            metrics["mia_auc"] = mia_auc(model, views.forget, non_members, seed=seed)
-            metrics["mia_efficacy"] = mia_efficacy(model, views.forget, views.retain, test, self.cfg.mia_max_test)
+            metrics.update(forget_set_attacks(model, views, test, seed, self.cfg.mia_max_test))
         return metrics
 
     def _cell_path(self, key: str) -> Path:

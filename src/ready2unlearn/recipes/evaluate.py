@@ -13,21 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ready2unlearn.artifacts import now_iso, versions, write_json
-from ready2unlearn.attacks.mia import mia_auc, mia_efficacy
+from ready2unlearn.attacks.mia import forget_set_attacks
 from ready2unlearn.attacks.relearn import RelearnConfig, relearn_attack
 from ready2unlearn.checkpoint import load_checkpoint
 from ready2unlearn.data.request import DeletionRequest
 from ready2unlearn.errors import R2UError, RequestError
 from ready2unlearn.evaluate.metrics import EvalOutputs, compute, gaps
 from ready2unlearn.recipes.unlearn import load_matching_split, plan_requests
-
-
-def _attack_metrics(model: Any, views: Any, test: Any, seed: int) -> dict[str, float]:
-    non_members = views.test_forget if len(views.test_forget) else test
-    return {
-        "mia_auc": mia_auc(model, views.forget, non_members, seed=seed),
-        "mia_efficacy": mia_efficacy(model, views.forget, views.retain, test),
-    }
 
 
 def _check_reference(ref_card: dict[str, Any], card: dict[str, Any], request: DeletionRequest, path: Any) -> None:
@@ -68,15 +60,13 @@ def evaluate_checkpoint(
         # Any other request is resolved against what the model still holds, as `r2u unlearn` would.
         earlier = forgotten
     (views,) = plan_requests(split, [request], earlier)
-    named = {"forget": views.forget, "retain": views.retain, "test": split.test,
-             "test_retain": views.test_retain, "test_forget": views.test_forget}  # fmt: skip
     ref_model = None
     if reference:
         ref = load_checkpoint(reference)
         _check_reference(ref.card, ck.card, request, reference)
         ref_model = ref.model
-    metrics = compute(EvalOutputs.collect(ck.model, named, ref_model))
-    metrics.update(_attack_metrics(ck.model, views, split.test, seed))
+    metrics = compute(EvalOutputs.for_request(ck.model, views, split.test, ref_model))
+    metrics.update(forget_set_attacks(ck.model, views, split.test, seed))
     result: dict[str, Any] = {
         "created": now_iso(),
         "checkpoint": str(checkpoint),
@@ -90,8 +80,8 @@ def evaluate_checkpoint(
     if unlearn:
         result["efficiency"] = {k: unlearn["result"].get(k) for k in ("steps", "grad_evals", "seconds", "stop_reason")}
     if ref_model is not None:
-        ref_metrics = compute(EvalOutputs.collect(ref_model, named))
-        ref_metrics.update(_attack_metrics(ref_model, views, split.test, seed))
+        ref_metrics = compute(EvalOutputs.for_request(ref_model, views, split.test))
+        ref_metrics.update(forget_set_attacks(ref_model, views, split.test, seed))
         result["reference"] = {"checkpoint": str(reference), "metrics": ref_metrics}
         result["gaps"] = gaps(metrics, ref_metrics, request.kind)
     if relearn is not None:

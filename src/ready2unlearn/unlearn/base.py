@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
-from ready2unlearn.config import check, from_dict
+from ready2unlearn.config import check, dispatch_by_name, from_dict
 from ready2unlearn.data.request import RequestViews
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.registry import Registry
@@ -58,10 +58,7 @@ class MethodConfig:
     @classmethod
     def dispatch(cls, data: Mapping[str, Any]) -> type[MethodConfig]:
         """The config class registered for ``data["name"]``."""
-        name = data.get("name", getattr(cls, "name", "ga"))
-        if not isinstance(name, str):
-            raise ConfigError(f"method.name must be a string, got {name!r}")
-        return METHODS.get(name).config_cls
+        return dispatch_by_name(data, METHODS, "method", getattr(cls, "name", "ga"))
 
 
 @dataclass
