@@ -14,6 +14,10 @@ EPILOG = """examples:
   r2u train --dataset digits --model mlp --epochs 20 --out runs/digits
   r2u train --config fashion_mnist-cnn --out runs/fashion optim.lr=1e-3 model.hidden=256
   r2u train --config my.yaml --out runs/x --resume      # continue an interrupted run
+  r2u train --config fashion_mnist-cnn --ready --ready.revocable class:3,5,7 --out runs/ready
+  r2u train --dataset digits --model mlp --ready --ready.method npo --ready.kind random ready.cap=1.5 --out runs/r
+readiness knobs not listed as flags are set as overrides: ready.efficiency=1 ready.retention=1 ready.resistance=0
+ready.cap=... ready.start_epoch=... ready.forget_size=... ready.first_order=true (see ReadyConfig)
 presets: r2u ls presets"""
 
 
@@ -38,10 +42,40 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="shortcut for seed=")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output directory")
+    g = p.add_argument_group("readiness training (Ready2Unlearn)")
+    g.add_argument("--ready", action="store_true", help="train with the readiness objective (shipped defaults)")
+    for flag, kind, text in READY_FLAGS:
+        g.add_argument(f"--ready.{flag}", dest=f"ready_{flag}", type=kind, metavar=flag.upper(), help=text)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     add_data_dir(p)
     add_quiet(p)
     p.set_defaults(func=run)
+
+
+READY_FLAGS = (
+    ("method", str, "unlearning method that will serve requests: ga, grad_diff, ga_kl, npo, simnpo"),
+    ("kind", str, "simulated request kind: class, random or group"),
+    (
+        "revocable",
+        str,
+        "revocable set as a request spec (class:3,5 / random:0.1@7 / samples:ids.txt / "
+        "group:user=7); default: the whole training set",
+    ),
+    ("lam", float, "λ, weight of the readiness term"),
+    ("alpha", float, "inner (simulated unlearning) step size"),
+    ("inner_steps", int, "simulated unlearning steps k"),
+    ("meta_every", int, "add the readiness term every N steps"),
+)
+
+
+def ready_overrides(args: argparse.Namespace) -> list[str]:
+    """``--ready.X V`` flags as ``ready.X=V`` overrides (``--ready.method`` names ``ready.method.name``)."""
+    out = []
+    for flag, _, _ in READY_FLAGS:
+        value = getattr(args, f"ready_{flag}", None)
+        if value is not None:
+            out.append(f"ready.method.name={value}" if flag == "method" else f"ready.{flag}={value}")
+    return out
 
 
 def shortcut_overrides(args: argparse.Namespace) -> list[str]:
@@ -55,13 +89,19 @@ def shortcut_overrides(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``r2u train``."""
+    ready = ready_overrides(args)
     cfg, preset = train_recipe.load_config(
-        args.config, shortcut_overrides(args) + list(args.overrides), args.dataset, args.model
+        args.config,
+        shortcut_overrides(args) + ready + list(args.overrides),
+        args.dataset,
+        args.model,
+        ready=args.ready or bool(ready),
     )
     out = Path(args.out)
     if (out / "card.json").exists():
         raise ConfigError(f"{out} already holds a finished checkpoint; choose another --out (or delete it)")
-    console.print(f"[bold]train[/bold] {cfg.data.name} / {cfg.model.name}  preset={preset or 'none (defaults)'}")
+    mode = f"  ready (method {cfg.ready.method.name}, kind {cfg.ready.kind})" if cfg.ready else ""
+    console.print(f"[bold]train[/bold] {cfg.data.name} / {cfg.model.name}  preset={preset or 'none (defaults)'}{mode}")
     console.print(f"  config: {to_dict(cfg)}", soft_wrap=True)
 
     def on_epoch(row: dict[str, float]) -> None:
@@ -73,6 +113,14 @@ def run(args: argparse.Namespace) -> int:
         cfg, out, resume_run=args.resume, show_progress=not args.quiet, on_epoch=on_epoch,
         extra_card={"preset": preset},
     )  # fmt: skip
-    console.print(metrics_table(f"{cfg.data.name} / {cfg.model.name}", {"standard": card["metrics"]}))
+    console.print(
+        metrics_table(f"{cfg.data.name} / {cfg.model.name}", {"ready" if cfg.ready else "standard": card["metrics"]})
+    )
+    if cfg.ready is not None:
+        rev = card["readiness"]["revocable"]
+        console.print(
+            f"  readiness: {card['readiness']['meta_steps']} meta-steps, revocable {rev['spec']} "
+            f"({rev['size']} samples), {card['timing']['train_seconds']:.1f} s"
+        )
     console.print(f"wrote {out / 'model.safetensors'} and {out / 'card.json'}")
     return 0

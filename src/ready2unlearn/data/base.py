@@ -101,14 +101,20 @@ class ArrayDataset:
         """Copy with ``x`` and ``y`` moved to ``device`` (ids and groups stay on the CPU)."""
         return ArrayDataset(self.x.to(device), self.y.to(device), self.ids, self.groups)
 
+    def batch_positions(
+        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[torch.Tensor]:
+        """Yields row positions of each mini-batch (on the data's device); the last one may be smaller."""
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        for start in range(0, n, batch_size):
+            yield order[start : start + batch_size].to(self.x.device)
+
     def batches(
         self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yields ``(x, y)`` mini-batches; the last one may be smaller."""
-        n = len(self)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size].to(self.x.device)
+        for idx in self.batch_positions(batch_size, shuffle, generator):
             yield self.x[idx], self.y[idx]
 
     def fingerprint(self) -> str:

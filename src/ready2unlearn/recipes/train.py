@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -37,9 +38,13 @@ from ready2unlearn.evaluate.core import accuracy_and_loss
 from ready2unlearn.models.registry import ModelConfig, build_model, count_parameters
 from ready2unlearn.optim import OptimConfig, build_optimizer, build_scheduler
 from ready2unlearn.progress import progress_bar
+from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.runtime import resolve_device, seed_everything
 
 RESUME_DIR = ".resume"
+
+#: ``regularizer(model, step, epoch) -> (extra loss or None, parts)``: added to the task loss by :func:`fit`.
+Regularizer = Callable[[nn.Module, int, int], tuple["torch.Tensor | None", dict[str, float]]]
 
 
 @dataclass
@@ -56,6 +61,8 @@ class TrainConfig:
         augment: Random crop + horizontal flip on images (CIFAR-style; off for digits).
         grad_clip: Clip the global gradient norm to this value; ``null`` = no clipping.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        ready: Ready2Unlearn readiness training (``null`` = standard training); see
+            :class:`~ready2unlearn.readiness.ReadyConfig`.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -67,8 +74,11 @@ class TrainConfig:
     augment: bool = False
     grad_clip: float | None = None
     device: str = "auto"
+    ready: ReadyConfig | None = None
 
     def __post_init__(self) -> None:
+        check(self.ready is None or self.ready.start_epoch < self.epochs,
+              "ready.start_epoch must be smaller than epochs, or readiness would never run")  # fmt: skip
         check(self.epochs > 0, f"epochs must be positive, got {self.epochs}")
         check(self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}")
         check(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be positive or null")
@@ -99,6 +109,8 @@ def fit(
     resume_from_state: bool = False,
     show_progress: bool = True,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    regularizer: Regularizer | None = None,
+    sample_weight: torch.Tensor | None = None,
 ) -> FitResult:
     """Trains ``model`` in place with cross-entropy on ``train``; works for any classifier ``nn.Module``.
 
@@ -111,6 +123,10 @@ def fit(
         resume_from_state: Continue from the state in ``state_dir`` if one exists.
         show_progress: Show a progress bar.
         on_epoch: Called with each epoch's metrics row.
+        regularizer: Extra loss added to every step's task loss, called as ``regularizer(model, step, epoch)``
+            and returning ``(loss or None, parts)`` — the hook readiness training plugs into.
+        sample_weight: Per-row loss weights aligned with ``train`` (e.g. down-weighting a revocable set);
+            the batch loss is the weighted mean.
 
     Returns:
         A :class:`FitResult`; ``metrics`` holds ``train_accuracy``, ``train_loss`` and, with ``test``,
@@ -119,6 +135,9 @@ def fit(
     gen = seed_everything(cfg.seed)
     device = next(model.parameters()).device
     train_dev = train.to(device)
+    if sample_weight is not None and len(sample_weight) != len(train):
+        raise ValueError(f"sample_weight has {len(sample_weight)} entries for {len(train)} training rows")
+    weights = None if sample_weight is None else sample_weight.to(device=device, dtype=torch.float32)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
     steps_per_epoch = -(-len(train) // cfg.batch_size)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.epochs * steps_per_epoch, steps_per_epoch)
@@ -128,25 +147,37 @@ def fit(
         start_epoch, extra = resume.load_state(state_dir, model, optimizer, scheduler, gen)
         history, elapsed = extra.get("history", []), float(extra.get("seconds", 0.0))
 
+    step = start_epoch * steps_per_epoch
     t0 = time.perf_counter()
     with progress_bar(show_progress) as bar:
         task = bar.add_task("train", total=cfg.epochs * steps_per_epoch, completed=start_epoch * steps_per_epoch)
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
             total_loss, seen = 0.0, 0
-            for x, y in train_dev.batches(cfg.batch_size, shuffle=True, generator=gen):
+            for idx in train_dev.batch_positions(cfg.batch_size, shuffle=True, generator=gen):
+                x, y = train_dev.x[idx], train_dev.y[idx]
                 if cfg.augment and x.dim() == 4:
                     x = crop_flip(x, gen)
-                loss = F.cross_entropy(model(x), y)
+                if weights is None:
+                    loss = F.cross_entropy(model(x), y)
+                else:
+                    w = weights[idx]
+                    loss = (F.cross_entropy(model(x), y, reduction="none") * w).sum() / w.sum().clamp_min(1e-12)
+                task_loss = loss
+                if regularizer is not None:
+                    extra, _ = regularizer(model, step, epoch)
+                    if extra is not None:
+                        loss = loss + extra
+                step += 1
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 optimizer.step()
                 scheduler.step()
-                total_loss += loss.item() * len(y)
+                total_loss += task_loss.item() * len(y)
                 seen += len(y)
-                bar.update(task, advance=1, description=f"epoch {epoch + 1}/{cfg.epochs} loss {loss.item():.3f}")
+                bar.update(task, advance=1, description=f"epoch {epoch + 1}/{cfg.epochs} loss {task_loss.item():.3f}")
             row = {"epoch": epoch + 1, "train_loss_running": total_loss / seen, "lr": scheduler.get_last_lr()[0]}
             if test is not None:
                 row["test_accuracy"], row["test_loss"] = accuracy_and_loss(model, test)
@@ -196,8 +227,15 @@ def run(
     seed_everything(cfg.seed)  # model initialisation is part of what the seed fixes
     model = build_model(cfg.model, split.spec).to(device)
     state_dir = out / RESUME_DIR
+    objective = None
+    if cfg.ready is not None:
+        from ready2unlearn.readiness.objective import ReadinessObjective
+
+        objective = ReadinessObjective(cfg.ready, split.train.to(device), split.spec.num_classes, cfg.seed)
     result = fit(model, split.train, split.test, cfg, state_dir=state_dir, resume_from_state=resume_run,
-                 show_progress=show_progress, on_epoch=on_epoch)  # fmt: skip
+                 show_progress=show_progress, on_epoch=on_epoch, regularizer=objective)  # fmt: skip
+    if objective is not None:
+        extra_card = {**(extra_card or {}), "readiness": objective.summary(split.train)}
     card = {
         "kind": "ready2unlearn.checkpoint",
         "schema": 1,
@@ -229,6 +267,7 @@ def load_config(
     overrides: list[str] | tuple[str, ...] = (),
     dataset: str | None = None,
     model: str | None = None,
+    ready: bool = False,
 ) -> tuple[TrainConfig, str | None]:
     """Resolves a :class:`TrainConfig` from a preset, shortcut flags and ``key.sub=value`` overrides.
 
@@ -240,6 +279,7 @@ def load_config(
         overrides: ``key.sub=value`` strings; unknown keys and ill-typed values are rejected.
         dataset: Shortcut for ``data.name=...``.
         model: Shortcut for ``model.name=...`` (drops the preset's model-specific keys when it changes).
+        ready: Turn on readiness training with the default knobs (kept if the preset already sets some).
 
     Returns:
         ``(config, preset path or None)``.
@@ -260,5 +300,7 @@ def load_config(
         shortcut.append(f"data.name={dataset}")
     if model and (data.get("model") or {}).get("name") != model:
         data["model"] = {"name": model}  # another model's hyper-parameters would not apply
+    if ready and data.get("ready") is None:
+        data["ready"] = {}
     data = apply_overrides(data, shortcut + list(overrides))
     return from_dict(TrainConfig, data), (str(path) if path else None)

@@ -1,0 +1,35 @@
+"""What readiness costs per training step in memory: bytes autograd keeps for the backward pass.
+
+On a GPU, ``torch.cuda.max_memory_allocated`` answers this directly; on a CPU there is no allocator
+counter, so we count what dominates training memory on either: the tensors autograd saves for backward
+(activations, and for readiness the simulated parameter copies θ'_j and the inner graphs), deduplicated
+by storage. Parameters and optimiser state are the same for standard and ready training and are reported
+separately.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+def saved_tensor_bytes(step: Callable[[], torch.Tensor]) -> int:
+    """Bytes of distinct storages autograd saves while ``step()`` builds its loss (the loss is backpropagated)."""
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        storages[s.data_ptr()] = max(storages.get(s.data_ptr(), 0), s.nbytes())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = step()
+    loss.backward()
+    return sum(storages.values())
+
+
+def state_bytes(model: nn.Module) -> int:
+    """Bytes of the model's parameters and buffers."""
+    return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])

@@ -1,0 +1,109 @@
+"""The differentiable inner loop: a future unlearning run, simulated as a pure function of the parameters.
+
+``simulate_unlearning`` takes a parameter dict θ and returns θ'_k after k steps
+
+    θ'_{j+1} = θ'_j − α ∇_θ L_U(θ'_j; F, R)
+
+of the *registered* unlearning method's own loss (``method.loss(model, batch, params=θ'_j)``), written
+over ``torch.func.functional_call`` like the functorch MAML example. Second-order by default — the inner
+gradients stay in the graph (``create_graph=True``) so the meta-gradient sees how θ shapes the unlearning
+trajectory; ``first_order=True`` detaches them (MAML's first-order approximation: dθ'_k/dθ = I).
+
+Only trainable parameters enter the loop (frozen ones and buffers come from the module), so a LoRA model
+runs it over its adapters alone. Buffers are passed as clones: a BatchNorm layer in training mode updates
+its running statistics in place, and a simulated request must not leak into the model's real statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from ready2unlearn.unlearn.base import Batch, UnlearningMethod
+
+Params = dict[str, torch.Tensor]
+
+
+def trainable_params(model: nn.Module) -> Params:
+    """The model's parameters that require grad, by name (tied weights appear once)."""
+    return {name: p for name, p in model.named_parameters() if p.requires_grad}
+
+
+def buffer_copies(model: nn.Module) -> Params:
+    """Clones of the model's buffers, for functional calls that must not update the real ones."""
+    return {name: b.detach().clone() for name, b in model.named_buffers()}
+
+
+def sgd_step(loss: torch.Tensor, params: Mapping[str, torch.Tensor], lr: float, *, create_graph: bool) -> Params:
+    """``θ − lr·∇loss`` as a new dict; parameters the loss does not touch are returned unchanged."""
+    names = list(params)
+    grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=create_graph, allow_unused=True)
+    return {n: params[n] if g is None else params[n] - lr * g for n, g in zip(names, grads, strict=True)}
+
+
+def simulate_unlearning(
+    method: UnlearningMethod,
+    model: nn.Module,
+    batch: Batch,
+    *,
+    steps: int,
+    alpha: float,
+    params: Mapping[str, torch.Tensor] | None = None,
+    buffers: Mapping[str, torch.Tensor] | None = None,
+    first_order: bool = False,
+) -> Params:
+    """Runs ``steps`` plain-SGD steps of ``method``'s loss from ``params`` and returns θ'_k.
+
+    Args:
+        method: A built gradient-ascent-family method (its ``loss`` accepts ``params``).
+        model: The module whose forward is used (its own parameters are not modified).
+        batch: The simulated request's forget (and, if the method uses it, retain) batch.
+        steps: Number of inner steps k ≥ 1.
+        alpha: Inner step size α.
+        params: Starting parameters θ; default: the model's trainable parameters (so the result is
+            differentiable with respect to them).
+        buffers: Buffers to use (default: fresh clones of the model's buffers).
+        first_order: Detach inner gradients (θ'_k depends on θ only through the identity).
+
+    Returns:
+        The trainable-parameter dict after ``steps`` steps.
+    """
+    theta: Params = dict(params if params is not None else trainable_params(model))
+    state_buffers = dict(buffers) if buffers is not None else buffer_copies(model)
+    for j in range(steps):
+        if first_order:
+            # Each step starts from a leaf copy so the gradient is taken at θ'_j but not through it; the
+            # update itself stays differentiable (θ'_{j+1} = θ'_j − α·g with g constant).
+            leaves = {n: t.detach().requires_grad_(True) for n, t in theta.items()}
+            loss, _ = method.loss(model, batch, params={**state_buffers, **leaves}, step=j)
+            grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
+            theta = {n: t if g is None else t - alpha * g for (n, t), g in zip(theta.items(), grads, strict=True)}
+        else:
+            loss, _ = method.loss(model, batch, params={**state_buffers, **theta}, step=j)
+            theta = sgd_step(loss, theta, alpha, create_graph=True)
+    return theta
+
+
+class CurrentModelReference(nn.Module):
+    """The live model, seen as a frozen reference: an eval-mode, no-grad forward of its current weights.
+
+    NPO's π_ref and GA+KL's anchor are "the model before unlearning"; inside readiness training that is
+    the current θ, so nothing needs copying — only dropout off and no gradient.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        object.__setattr__(self, "_live", model)  # not a submodule: it owns no parameters of its own
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the live model in eval mode."""
+        live: nn.Module = self._live  # type: ignore[assignment]
+        was_training = live.training
+        live.eval()
+        try:
+            return live(x)
+        finally:
+            live.train(was_training)
