@@ -42,14 +42,17 @@ SHAPES: dict[str, tuple[list[str], list[str]]] = {
     "low cap": (["cap=2.5"], ["cap=0.5"]),
     "warm-up (second half)": (["start_epoch=HALF"], ["start_epoch=HALF"]),
     "meta_every=4": (["meta_every=4"], ["meta_every=4"]),
+    "meta_every=2": (["meta_every=2"], ["meta_every=2"]),
+    "meta_every=2, retention ×3": (["meta_every=2", "retention=3"], ["meta_every=2", "retention=3"]),
     "first-order": (["first_order=true"], ["first_order=true"]),
     "resistance λ3=1": (["resistance=1"], ["resistance=1"]),
 }
-FASHION_SHAPES = ["base", "gain form", "small λ=0.03", "retention ×3", "warm-up (second half)", "first-order",
-                  "naive (λ=0.3, α=0.02, whole pool)"]  # fmt: skip
+DIGITS_SHAPES = [name for name in SHAPES if not name.startswith("meta_every=2")]
+FASHION_SHAPES = ["base", "small λ=0.03", "retention ×3", "meta_every=2", "meta_every=2, retention ×3", "first-order",
+                  "gain form", "warm-up (second half)", "naive (λ=0.3, α=0.02, whole pool)"]  # fmt: skip
 
 DATASETS = {
-    "digits": {"train": "digits-mlp", "train_overrides": [], "epochs": 20, "shapes": list(SHAPES)},
+    "digits": {"train": "digits-mlp", "train_overrides": [], "epochs": 20, "shapes": DIGITS_SHAPES},
     "fashion": {"train": "fashion_mnist-cnn", "train_overrides": ["data.train_subset=5000", "epochs=5"],
                 "epochs": 5, "shapes": FASHION_SHAPES},
 }  # fmt: skip

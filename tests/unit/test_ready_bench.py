@@ -108,11 +108,11 @@ def _cell(std_steps, ready_steps, kind="class"):
         seconds = 1.0 + (variant == "ready")
         return {"variant": variant, "method": "ga", "steps": steps, "reached": True, "train_seconds": seconds,
                 "seconds": 0.1, "before": {"test_acc": 0.9}, "metrics": {"test_retain_acc": acc, "test_acc": acc,
-                "forget_acc": 0.0}, "relearn": {"forget-10": {"final_forget_acc": 0.5}}}  # fmt: skip
+                "forget_acc": 0.0}, "relearn": {"forget-10": {"final_forget_acc": 0.5, "curve": [{"step": 2, "forget_acc": 0.5}]}}}  # fmt: skip
 
     return {"group": "g", "setting": "in", "seed": 0, "targeted": True, "kind": kind,
             "reference": {"metrics": {"test_retain_acc": 0.9, "test_acc": 0.9},
-                          "relearn": {"forget-10": {"final_forget_acc": 0.1}}},
+                          "relearn": {"forget-10": {"final_forget_acc": 0.1, "curve": [{"step": 2, "forget_acc": 0.1}]}}},
             "runs": [run("standard", std_steps, 0.9), run("ready", ready_steps, 0.89)]}  # fmt: skip
 
 

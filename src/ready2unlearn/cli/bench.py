@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ready2unlearn.cli.common import add_data_dir, add_quiet, console
+from ready2unlearn.cli.common import add_preset_run_args, console
 from ready2unlearn.recipes.bench import run_bench
 
 
@@ -18,11 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(UA/RA/TA, gaps, MIA, relearning), and write results.json + report.md + report.html with plots. "
         "Re-running with the same --out resumes: finished cells are kept.",
     )
-    p.add_argument("preset", help="bench preset (r2u ls presets) or YAML file")
-    p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
-    p.add_argument("--out", "-o", required=True, metavar="DIR")
-    add_data_dir(p)
-    add_quiet(p)
+    add_preset_run_args(p, "bench")
     p.set_defaults(func=run)
 
 

@@ -21,6 +21,15 @@ def add_data_dir(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_preset_run_args(p: argparse.ArgumentParser, group: str) -> None:
+    """Adds the positional preset, ``key=value`` overrides, ``--out``, ``--data-dir`` and ``--quiet``."""
+    p.add_argument("preset", help=f"{group} preset (r2u ls presets) or YAML file")
+    p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+    p.add_argument("--out", "-o", required=True, metavar="DIR")
+    add_data_dir(p)
+    add_quiet(p)
+
+
 def add_quiet(p: argparse.ArgumentParser) -> None:
     """Adds ``--quiet`` (no progress bars or per-epoch lines)."""
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-epoch lines")

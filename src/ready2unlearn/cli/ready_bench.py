@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ready2unlearn.cli.common import add_data_dir, add_quiet, console
+from ready2unlearn.cli.common import add_preset_run_args, console
 from ready2unlearn.recipes.ready_bench import run_ready_bench
 
 
@@ -19,11 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "table and plots. Re-running with the same --out resumes.",
         epilog="example: r2u ready-bench fashion-ready --out runs/ready-fashion  (presets: r2u ls presets)",
     )
-    p.add_argument("preset", help="ready_bench preset (r2u ls presets) or YAML file")
-    p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides, e.g. train=mnist-cnn")
-    p.add_argument("--out", "-o", required=True, metavar="DIR")
-    add_data_dir(p)
-    add_quiet(p)
+    add_preset_run_args(p, "ready_bench")
     p.set_defaults(func=run)
 
 

@@ -83,7 +83,7 @@ class BenchConfig:
         mia_max_test: Test samples used by MIA-efficacy's SVM (``null`` = all, as SalUn does; its fit is
             quadratic in this number, so CPU presets cap it).
         proof: Proof-of-forgetting settings.
-        variants: Model variants to unlearn from (``standard``; ``ready`` with readiness training).
+        variants: Model variants to unlearn from (``standard``; ready models are benchmarked by ``r2u ready-bench``).
         device: ``auto``, ``cpu``, ``cuda``...
         data_dir: Dataset folder (overrides the training preset's ``data.data_dir``).
     """
@@ -393,15 +393,23 @@ def run_bench(preset: str, out_dir: str | Path, overrides: list[str] | tuple[str
               show_progress: bool = True) -> dict[str, Any]:  # fmt: skip
     """Loads a bench preset and runs it into ``out_dir`` (resuming finished cells)."""
     cfg, path = load_bench_config(preset, overrides)
-    saved = Path(out_dir) / "bench_config.json"
-    if saved.exists():
-        previous = json.loads(saved.read_text(encoding="utf-8"))["config"]
-        if previous != to_dict(cfg):
-            from ready2unlearn.errors import ConfigError
+    return run_resumable(BenchRunner, cfg, path, out_dir, show_progress)
 
-            raise ConfigError(f"{out_dir} holds a bench run with a different config; resume it with the same "
-                              "preset and overrides, or choose another --out")  # fmt: skip
+
+def run_resumable(runner_cls: type[BenchRunner], cfg: Any, preset_path: str, out_dir: str | Path,
+                  show_progress: bool) -> dict[str, Any]:  # fmt: skip
+    """Runs ``runner_cls(cfg)`` into ``out_dir``, refusing to resume a run made with another config.
+
+    Raises:
+        ConfigError: If ``out_dir`` holds a run of a different config.
+    """
+    saved = Path(out_dir) / "bench_config.json"
+    if saved.exists() and json.loads(saved.read_text(encoding="utf-8"))["config"] != to_dict(cfg):
+        from ready2unlearn.errors import ConfigError
+
+        raise ConfigError(f"{out_dir} holds a benchmark run with a different config; resume it with the same "
+                          "preset and overrides, or choose another --out")  # fmt: skip
     t0 = time.perf_counter()
-    results = BenchRunner(cfg, out_dir, Path(path).stem, show_progress).run()
+    results = runner_cls(cfg, out_dir, Path(preset_path).stem, show_progress).run()
     results["wall_seconds"] = time.perf_counter() - t0
     return results

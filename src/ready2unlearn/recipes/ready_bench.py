@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.cost import saved_tensor_bytes, state_bytes
 from ready2unlearn.readiness.objective import ReadinessObjective
 from ready2unlearn.readiness.sampler import RevocableSet
-from ready2unlearn.recipes.bench import BenchRunner, _Env, _slug
+from ready2unlearn.recipes.bench import BenchRunner, _Env, _slug, run_resumable
 from ready2unlearn.recipes.train import fit
 from ready2unlearn.recipes.train import load_config as load_train_config
 from ready2unlearn.recipes.unlearn import unlearn_model
@@ -310,7 +309,7 @@ class ReadyBenchRunner(BenchRunner):
                 methods += cfg.extra_methods
             before = compute(EvalOutputs.for_request(model, views, env.split.test))
             for mcfg in methods:
-                result = self._unlearn(env, seed, model, views, mcfg, reference, ref_metrics)
+                result = self._shared_run(variant, env, seed, model, views, mcfg, reference, ref_metrics)
                 runs.append({"variant": variant, "method": mcfg.name, "train_seconds": info["seconds"],
                              "before": before, **result})  # fmt: skip
         return {
@@ -319,6 +318,19 @@ class ReadyBenchRunner(BenchRunner):
             "views": views.sizes(), "reference": {"metrics": ref_metrics, "relearn": ref_relearn, **ref_info},
             "ready": to_dict(cfg.group_ready(group)), "runs": runs,
         }  # fmt: skip
+
+    def _shared_run(self, variant, env, seed, model, views, mcfg, reference, ref_metrics) -> dict[str, Any]:
+        """Unlearning runs of models every group shares (standard, DP) are computed once per request."""
+        if variant not in ("standard", "dp"):
+            return self._unlearn(env, seed, model, views, mcfg, reference, ref_metrics)
+        key = json.dumps(to_dict(mcfg), sort_keys=True) + json.dumps(to_dict(self.cfg.stop), sort_keys=True)
+        digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+        path = self.out / "shared" / f"seed{seed}-{variant}-{_request_key(views)}-{mcfg.name}-{digest}.json"
+        if path.exists():
+            return json.loads(path.read_text(encoding="utf-8"))
+        result = self._unlearn(env, seed, model, views, mcfg, reference, ref_metrics)
+        write_json(path, result)
+        return result
 
     def _unlearn(self, env, seed, original, views, mcfg, reference, ref_metrics) -> dict[str, Any]:
         model = copy.deepcopy(original)
@@ -410,14 +422,5 @@ class ReadyBenchRunner(BenchRunner):
 def run_ready_bench(preset: str, out_dir: str | Path, overrides: list[str] | tuple[str, ...] = (),
                     show_progress: bool = True) -> dict[str, Any]:  # fmt: skip
     """Loads a readiness-bench preset and runs it into ``out_dir`` (resuming finished cells and models)."""
-    from ready2unlearn.errors import ConfigError
-
     cfg, path = load_ready_bench_config(preset, overrides)
-    saved = Path(out_dir) / "bench_config.json"
-    if saved.exists() and json.loads(saved.read_text(encoding="utf-8"))["config"] != to_dict(cfg):
-        raise ConfigError(f"{out_dir} holds a ready-bench run with a different config; resume it with the same "
-                          "preset and overrides, or choose another --out")  # fmt: skip
-    t0 = time.perf_counter()
-    results = ReadyBenchRunner(cfg, out_dir, Path(path).stem, show_progress).run()
-    results["wall_seconds"] = time.perf_counter() - t0
-    return results
+    return run_resumable(ReadyBenchRunner, cfg, path, out_dir, show_progress)

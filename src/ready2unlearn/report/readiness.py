@@ -23,7 +23,11 @@ TARGETS: dict[str, tuple[str, str, float]] = {
     "after_vs_standard": ("accuracy after unlearning, ready − standard", ">=", 0.0),
     "after_gap_to_retrained": ("accuracy after unlearning, retrained − ready", "<=", 0.02),
     "before_vs_standard": ("test accuracy before unlearning, ready − standard", ">=", -0.01),
-    "relearn_vs_standard": ("forget accuracy after the relearning attack, ready − standard", "<=", 0.0),
+    "relearn_vs_standard": (
+        "forget accuracy during the relearning attack (mean over its steps), ready − standard",
+        "<=",
+        0.0,
+    ),
     "train_time_ratio": ("training wall-clock, ready / standard", "<=", 2.0),
 }
 
@@ -38,6 +42,19 @@ def _relearn_final(relearn: Mapping[str, Any] | None) -> float:
     return float(next(iter(relearn.values()))["final_forget_acc"])
 
 
+def _relearn_mean(relearn: Mapping[str, Any] | None) -> float:
+    """Mean forget accuracy over the attack's steps (step 0, the unlearned state itself, excluded).
+
+    The recovery target uses this rather than the final value: after ten Adam steps on ten samples a class
+    is simply re-learned — the *retrained* model reaches 98.5% on digits too — so the final value
+    saturates for every model and cannot tell resistant from fragile; how fast forget accuracy climbs can.
+    """
+    if not relearn:
+        return math.nan
+    accs = [p["forget_acc"] for p in next(iter(relearn.values()))["curve"] if p["step"] > 0]
+    return float(np.mean(accs)) if accs else math.nan
+
+
 def comparisons(cell: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Per (variant ≠ standard, method) comparisons with the standard model of the same cell."""
     acc = _acc_key(cell["kind"])
@@ -49,8 +66,9 @@ def comparisons(cell: Mapping[str, Any]) -> list[dict[str, Any]]:
         row = {"group": cell["group"], "setting": cell["setting"], "seed": cell["seed"], "variant": variant,
                "method": method, "targeted": cell["targeted"], "steps": run["steps"], "reached": run["reached"],
                "acc_after": run["metrics"][acc], "acc_before": run["before"]["test_acc"],
-               "forget_acc_after": run["metrics"]["forget_acc"], "relearn_forget_acc": _relearn_final(run["relearn"]),
-               "retrained_acc": ref["metrics"][acc], "retrained_relearn_forget_acc": _relearn_final(ref["relearn"]),
+               "forget_acc_after": run["metrics"]["forget_acc"], "relearn_forget_acc": _relearn_mean(run["relearn"]),
+               "relearn_final_forget_acc": _relearn_final(run["relearn"]),
+               "retrained_acc": ref["metrics"][acc], "retrained_relearn_forget_acc": _relearn_mean(ref["relearn"]),
                "train_seconds": run["train_seconds"], "unlearn_seconds": run["seconds"],
                "retrain_seconds": ref.get("seconds", math.nan)}  # fmt: skip
         if std is not None and variant != "standard":
@@ -60,7 +78,7 @@ def comparisons(cell: Mapping[str, Any]) -> list[dict[str, Any]]:
                 after_vs_standard=run["metrics"][acc] - std["metrics"][acc],
                 after_gap_to_retrained=ref["metrics"][acc] - run["metrics"][acc],
                 before_vs_standard=run["before"]["test_acc"] - std["before"]["test_acc"],
-                relearn_vs_standard=_relearn_final(run["relearn"]) - _relearn_final(std["relearn"]),
+                relearn_vs_standard=_relearn_mean(run["relearn"]) - _relearn_mean(std["relearn"]),
                 train_time_ratio=run["train_seconds"] / std["train_seconds"],
             )  # fmt: skip
         out.append(row)
@@ -74,7 +92,8 @@ def _stats(values: Sequence[float]) -> dict[str, float]:
     return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": len(v)}
 
 
-FIELDS = ("steps", "acc_after", "acc_before", "forget_acc_after", "relearn_forget_acc", "retrained_acc",
+FIELDS = ("steps", "acc_after", "acc_before", "forget_acc_after", "relearn_forget_acc", "relearn_final_forget_acc",
+          "retrained_acc",
           "retrained_relearn_forget_acc", "train_seconds", "unlearn_seconds", *TARGETS)  # fmt: skip
 
 
@@ -130,28 +149,40 @@ def _targets_table(targets: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def _rows_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = ["| group / setting | variant | method | steps | steps ratio | acc before % | acc after % | "
-             "retrained acc % | UA after relearn % | retrained UA after relearn % | train time ratio |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "retrained acc % | UA during relearn % | UA after relearn % | retrained UA during relearn % | "
+             "train time ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         lines.append(f"| {r['group']} / {r['setting']}{' *' if r['targeted'] else ''} | {r['variant']} | "
                      f"{r['method']} | {_pm(r['steps'], digits=1)} | {_pm(r['steps_ratio'])} | "
                      f"{_pm(r['acc_before'], True)} | {_pm(r['acc_after'], True)} | {_pm(r['retrained_acc'], True)} | "
-                     f"{_pm(r['relearn_forget_acc'], True)} | {_pm(r['retrained_relearn_forget_acc'], True)} | "
+                     f"{_pm(r['relearn_forget_acc'], True)} | {_pm(r['relearn_final_forget_acc'], True)} | "
+                     f"{_pm(r['retrained_relearn_forget_acc'], True)} | "
                      f"{_pm(r['train_time_ratio'], digits=2)} |")  # fmt: skip
     return lines
 
 
-def plot_ready_curves(results: Mapping[str, Any], path: Path) -> Path | None:
-    """Forget accuracy vs unlearning step, standard vs ready, one panel per targeted setting (first method)."""
-    from ready2unlearn.report.plots import _new_figure, _save
+def _targeted_panels(results: Mapping[str, Any]) -> tuple[Any, Any, list[Any], list[tuple[str, str]], str] | None:
+    """A figure with one panel per targeted (group, setting), and what the panels show; ``None`` if none."""
+    from ready2unlearn.report.plots import _new_figure
 
     cells = [c for c in results["cells"] if c["targeted"]]
     keys = list(dict.fromkeys((c["group"], c["setting"]) for c in cells))
     if not keys:
         return None
-    method = results["config"]["methods"][0]["name"]
     fig = _new_figure(4.2 * len(keys), 3.4)
     axes = fig.subplots(1, len(keys), squeeze=False)[0]
+    return fig, axes, cells, keys, results["config"]["methods"][0]["name"]
+
+
+def plot_ready_curves(results: Mapping[str, Any], path: Path) -> Path | None:
+    """Forget accuracy vs unlearning step, standard vs ready, one panel per targeted setting (first method)."""
+    from ready2unlearn.report.plots import _save
+
+    panels = _targeted_panels(results)
+    if panels is None:
+        return None
+    fig, axes, cells, keys, method = panels
     colors = {"standard": "tab:blue", "ready": "tab:red", "downweight": "tab:green", "dp": "tab:purple"}
     for ax, (group, setting) in zip(axes, keys, strict=True):
         for cell in (c for c in cells if (c["group"], c["setting"]) == (group, setting)):
@@ -173,15 +204,12 @@ def plot_ready_curves(results: Mapping[str, Any], path: Path) -> Path | None:
 
 def plot_relearn(results: Mapping[str, Any], path: Path) -> Path | None:
     """Forget accuracy during the relearning attack: standard, ready and the retrained floor."""
-    from ready2unlearn.report.plots import _new_figure, _save
+    from ready2unlearn.report.plots import _save
 
-    cells = [c for c in results["cells"] if c["targeted"]]
-    keys = list(dict.fromkeys((c["group"], c["setting"]) for c in cells))
-    if not keys:
+    panels = _targeted_panels(results)
+    if panels is None:
         return None
-    method = results["config"]["methods"][0]["name"]
-    fig = _new_figure(4.2 * len(keys), 3.4)
-    axes = fig.subplots(1, len(keys), squeeze=False)[0]
+    fig, axes, cells, keys, method = panels
     for ax, key in zip(axes, keys, strict=True):
         series: dict[str, list[list[float]]] = defaultdict(list)
         xs: list[int] = []
