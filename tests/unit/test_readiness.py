@@ -211,7 +211,7 @@ def test_frozen_parameters_stay_out_of_the_inner_loop_and_get_no_gradient():
 def test_readiness_loss_parts_and_cap():
     model = _mlp()
     batch = _batch()
-    cfg = from_dict(ReadyConfig, {"resistance": 1.0, "cap": 1e-3})
+    cfg = from_dict(ReadyConfig, {"resistance": 1.0, "cap": 1e-3, "first_order": False})
     loss, parts = readiness_loss(build_method({"name": "npo"}, TASK), model, batch, cfg)
     assert {"retain_after", "forget_after", "forget_relearned", "ready_loss"} <= set(parts)
     # past the cap the forget terms are constant: only retention is left
@@ -219,7 +219,7 @@ def test_readiness_loss_parts_and_cap():
     (g,) = torch.autograd.grad(loss, [model[3].bias])
     (g_ret,) = torch.autograd.grad(
         TASK.loss(model, batch.retain_x, batch.retain_y,
-                  _functional(model, "npo", batch, steps=1, lr=cfg.alpha)), [model[3].bias])  # fmt: skip
+                  _functional(model, "npo", batch, steps=1, lr=cfg.resolved().alpha)), [model[3].bias])  # fmt: skip
     torch.testing.assert_close(g, g_ret, rtol=1e-4, atol=1e-6)
 
 
@@ -307,7 +307,7 @@ def test_knob_validation(data, match):
 def test_objective_schedule_scales_with_meta_every_and_skips_warmup():
     data = make_blobs(240, seed=0)
     model = _mlp()
-    obj = ReadinessObjective(from_dict(ReadyConfig, {"meta_every": 3, "start_epoch": 1}), data, 4, seed=0)
+    obj = ReadinessObjective(from_dict(ReadyConfig, {"meta_every": 3, "start_epoch": 1, "lam": 0.1}), data, 4, seed=0)
     assert obj(model, 0, 0) == (None, {})  # warm-up epoch
     assert obj(model, 4, 1) == (None, {})  # between meta steps
     loss, parts = obj(model, 6, 1)
@@ -335,6 +335,14 @@ def test_fit_with_readiness_and_sample_weights_runs_and_weights_matter():
     w[train.labels == 1] = 0.0
     zeroed = fit(toy_model(), train, test, cfg, show_progress=False, sample_weight=w)
     assert zeroed.metrics["train_loss"] != pytest.approx(plain.metrics["train_loss"], rel=1e-3)
+
+
+def test_kind_defaults_fill_only_what_is_unset():
+    cls = ReadyConfig().resolved()
+    rnd = from_dict(ReadyConfig, {"kind": "random", "lam": 0.5}).resolved()
+    assert (cls.lam, cls.first_order, cls.cap) == (0.03, True, 5.0)
+    assert (rnd.lam, rnd.alpha, rnd.meta_every, rnd.cap) == (0.5, 0.03, 2, 1.0)
+    assert ReadyConfig().lam is None  # the config itself keeps "default" so a later kind change re-resolves
 
 
 def test_current_model_reference_is_eval_mode_and_no_grad():

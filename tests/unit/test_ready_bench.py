@@ -103,16 +103,19 @@ def test_resolve_request_draws_inside_the_pool_or_the_stable_set():
         resolve_request("class:1 in pool", data, 4, rev)
 
 
+def _relearn(acc):
+    return {"forget-10": {"final_forget_acc": acc, "curve": [{"step": 2, "forget_acc": acc}]}}
+
+
 def _cell(std_steps, ready_steps, kind="class"):
     def run(variant, steps, acc):
         seconds = 1.0 + (variant == "ready")
         return {"variant": variant, "method": "ga", "steps": steps, "reached": True, "train_seconds": seconds,
-                "seconds": 0.1, "before": {"test_acc": 0.9}, "metrics": {"test_retain_acc": acc, "test_acc": acc,
-                "forget_acc": 0.0}, "relearn": {"forget-10": {"final_forget_acc": 0.5, "curve": [{"step": 2, "forget_acc": 0.5}]}}}  # fmt: skip
+                "seconds": 0.1, "before": {"test_acc": 0.9}, "relearn": _relearn(0.5),
+                "metrics": {"test_retain_acc": acc, "test_acc": acc, "forget_acc": 0.0}}  # fmt: skip
 
     return {"group": "g", "setting": "in", "seed": 0, "targeted": True, "kind": kind,
-            "reference": {"metrics": {"test_retain_acc": 0.9, "test_acc": 0.9},
-                          "relearn": {"forget-10": {"final_forget_acc": 0.1, "curve": [{"step": 2, "forget_acc": 0.1}]}}},
+            "reference": {"metrics": {"test_retain_acc": 0.9, "test_acc": 0.9}, "relearn": _relearn(0.1)},
             "runs": [run("standard", std_steps, 0.9), run("ready", ready_steps, 0.89)]}  # fmt: skip
 
 

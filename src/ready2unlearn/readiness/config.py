@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -13,10 +14,20 @@ from ready2unlearn.unlearn.base import METHODS, MethodConfig, method_config
 #: in the parameters and needs nothing but the current model (NPO/KL references are the model itself).
 READY_METHODS: tuple[str, ...] = ("ga", "grad_diff", "ga_kl", "npo", "simnpo")
 
-#: Default forget-loss cap per request kind. A class request is honoured when the class is no longer
-#: predicted (loss well above log C); a random request only needs the forgotten samples to look like
-#: unseen test data, so a small cap stops readiness from making ordinary training points fragile.
-DEFAULT_CAP: dict[str, float] = {"class": 5.0, "random": 1.0, "group": 1.0}
+#: Shipped defaults per request kind, chosen by ``benchmarks/readiness_sweep`` (see its README).
+#: Class requests: first-order inner loop with λ=0.03 reached the step target at the smallest accuracy cost
+#: of the shapes tried; a second-order loop or larger λ cost 1-7 points. Random requests: the class setting
+#: barely sped them up, while α=0.03 made the revocable samples forgettable at no accuracy cost; the term
+#: runs every second step to keep training under 2x. Caps: a class request is honoured once the class is
+#: no longer predicted (loss well above log C); a random request only needs its samples to look like unseen
+#: data, so a small cap stops readiness from making ordinary training points fragile. Group requests
+#: (a user's rows) behave like random ones.
+KIND_DEFAULTS: dict[str, dict[str, float | int | bool]] = {
+    "class": {"lam": 0.03, "alpha": 0.01, "first_order": True, "meta_every": 1, "cap": 5.0},
+    "random": {"lam": 0.1, "alpha": 0.03, "first_order": False, "meta_every": 2, "cap": 1.0},
+    "group": {"lam": 0.1, "alpha": 0.03, "first_order": False, "meta_every": 2, "cap": 1.0},
+}
+DEFAULT_CAP: dict[str, float] = {k: float(v["cap"]) for k, v in KIND_DEFAULTS.items()}
 
 
 @dataclass
@@ -42,13 +53,15 @@ class ReadyConfig:
         forget_size: Samples in a simulated forget batch; ``null`` = the method's ``batch_size``.
         retain_size: Samples in a simulated retain batch; ``null`` = ``forget_size``.
         lam: λ, the weight of ``L_ready`` against the task loss.
+            ``lam``, ``alpha``, ``first_order``, ``meta_every`` and ``cap`` left ``null`` take the shipped
+            default of ``kind`` (:data:`KIND_DEFAULTS`); :meth:`resolved` fills them in.
         efficiency: λ1, weight of the forget term (forgetting reached within ``inner_steps``).
         retention: λ2, weight of the retain loss after simulated unlearning.
         resistance: λ3, weight of the forget loss after a simulated relearning step.
         forget_term: ``level`` scores ``min(CE(θ'_k; F), cap)``; ``gain`` scores the increase
             ``min(CE(θ'_k; F), cap) − CE(θ; F)`` the unlearning steps bring, which gives no reward for
             simply fitting F badly at θ.
-        cap: Cap c of the forget terms; ``null`` = :data:`DEFAULT_CAP` of ``kind``.
+        cap: Cap c of the forget terms.
         alpha: Inner (simulated unlearning) step size.
         inner_steps: k, simulated unlearning steps.
         first_order: Detach the inner gradients (first-order MAML): cheaper, ignores curvature.
@@ -64,16 +77,16 @@ class ReadyConfig:
     group_column: str | None = None
     forget_size: int | None = None
     retain_size: int | None = None
-    lam: float = 0.1
+    lam: float | None = None
     efficiency: float = 1.0
     retention: float = 1.0
     resistance: float = 0.0
     forget_term: Literal["level", "gain"] = "level"
     cap: float | None = None
-    alpha: float = 0.01
+    alpha: float | None = None
     inner_steps: int = 1
-    first_order: bool = False
-    meta_every: int = 1
+    first_order: bool | None = None
+    meta_every: int | None = None
     start_epoch: int = 0
     relearn_size: int = 10
     relearn_alpha: float | None = None
@@ -83,15 +96,15 @@ class ReadyConfig:
         check(name in READY_METHODS, f"ready.method must be a gradient-ascent-family method "
               f"({', '.join(READY_METHODS)}), got {name!r}")  # fmt: skip
         check(METHODS.get(name).method_cls.iterative, f"ready.method {name!r} is not iterative")
-        check(self.lam >= 0, f"ready.lam must be ≥ 0, got {self.lam}")
+        check(self.lam is None or self.lam >= 0, f"ready.lam must be ≥ 0, got {self.lam}")
         for key in ("efficiency", "retention", "resistance"):
             check(getattr(self, key) >= 0, f"ready.{key} must be ≥ 0, got {getattr(self, key)}")
         check(self.efficiency + self.retention + self.resistance > 0,
               "ready.efficiency, ready.retention and ready.resistance are all 0: L_ready would be empty")  # fmt: skip
         check(self.cap is None or self.cap > 0, f"ready.cap must be positive, got {self.cap}")
-        check(self.alpha > 0, f"ready.alpha must be positive, got {self.alpha}")
+        check(self.alpha is None or self.alpha > 0, f"ready.alpha must be positive, got {self.alpha}")
         check(self.inner_steps >= 1, f"ready.inner_steps must be ≥ 1, got {self.inner_steps}")
-        check(self.meta_every >= 1, f"ready.meta_every must be ≥ 1, got {self.meta_every}")
+        check(self.meta_every is None or self.meta_every >= 1, f"ready.meta_every must be ≥ 1, got {self.meta_every}")
         check(self.start_epoch >= 0, f"ready.start_epoch must be ≥ 0, got {self.start_epoch}")
         check(self.forget_size is None or self.forget_size >= 1, "ready.forget_size must be ≥ 1")
         check(self.retain_size is None or self.retain_size >= 1, "ready.retain_size must be ≥ 1")
@@ -100,6 +113,11 @@ class ReadyConfig:
         check(self.kind != "group" or bool(self.group_column), "ready.kind=group needs ready.group_column")
         if self.revocable is not None:
             DeletionRequest.parse(self.revocable)  # a malformed spec fails at load time
+
+    def resolved(self) -> ReadyConfig:
+        """A copy with every ``null`` kind-dependent knob set to the shipped default of ``kind``."""
+        missing = {k: v for k, v in KIND_DEFAULTS[self.kind].items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **missing) if missing else self
 
     @property
     def resolved_cap(self) -> float:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ready2unlearn.config import to_dict
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.inner import (
@@ -48,6 +49,7 @@ def readiness_loss(
     Returns:
         ``(L_ready, parts)`` where ``parts`` holds the forget/retain losses before and after.
     """
+    cfg = cfg.resolved()
     task = method.task
     method.reference = CurrentModelReference(model)  # π_ref / the KL anchor = the model as it is now
     theta = trainable_params(model)
@@ -100,7 +102,7 @@ class ReadinessObjective:
     """
 
     def __init__(self, cfg: ReadyConfig, train: ArrayDataset, num_classes: int, seed: int = 0):
-        self.cfg = cfg
+        self.cfg = cfg = cfg.resolved()
         self.seed = seed
         self.method = build_method(cfg.method, ClassificationTask(num_classes))
         self.sampler = RequestSampler(train, cfg, num_classes, seed)
@@ -110,7 +112,7 @@ class ReadinessObjective:
 
     def __call__(self, model: nn.Module, step: int, epoch: int) -> tuple[torch.Tensor | None, dict[str, float]]:
         """``(λ · L_ready, parts)`` for this step, or ``(None, {})`` when readiness is off for it."""
-        if epoch < self.cfg.start_epoch or step % self.cfg.meta_every != 0 or self.cfg.lam == 0:
+        if epoch < self.cfg.start_epoch or step % self.cfg.meta_every != 0 or self.cfg.lam == 0:  # type: ignore[operator]
             return None, {}
         if epoch != self._epoch:
             self._epoch = epoch
@@ -122,7 +124,7 @@ class ReadinessObjective:
         # Scaled by meta_every so λ keeps its meaning: the average readiness pressure per step is the same
         # whether the term runs every step or every N-th (the prototype lost nearly all of its effect at
         # meta_every=4 without this).
-        return self.cfg.lam * self.cfg.meta_every * loss, parts
+        return self.cfg.lam * self.cfg.meta_every * loss, parts  # type: ignore[operator]
 
     def summary(self, train: ArrayDataset) -> dict[str, Any]:
         """Card entry: the revocable set, how often the term ran and the mean of each part."""
@@ -130,7 +132,7 @@ class ReadinessObjective:
             "revocable": self.sampler.revocable.describe(train),
             "meta_steps": self.calls,
             "mean_parts": {k: v / self.calls for k, v in self._sums.items()} if self.calls else {},
-            "cap": self.cfg.resolved_cap,
+            "resolved": to_dict(self.cfg),
             "forget_size": self.cfg.resolved_forget_size,
             "retain_size": self.cfg.resolved_retain_size,
         }
