@@ -19,9 +19,8 @@ from torch import nn
 
 from ready2unlearn.config import check
 from ready2unlearn.data.base import ArrayDataset
-from ready2unlearn.evaluate.core import accuracy_and_loss
 from ready2unlearn.optim import build_optimizer, build_scheduler
-from ready2unlearn.recipes.train import FitResult, TrainConfig, fit
+from ready2unlearn.recipes.train import FitResult, TrainConfig, final_metrics, fit
 from ready2unlearn.runtime import seed_everything
 
 
@@ -102,10 +101,7 @@ def fit_dp_sgd(model: nn.Module, train: ArrayDataset, test: ArrayDataset | None,
     for p in model.parameters():
         p.grad = None
     model.eval()
-    metrics: dict[str, float] = {}
-    metrics["train_accuracy"], metrics["train_loss"] = accuracy_and_loss(model, train)
-    if test is not None:
-        metrics["test_accuracy"], metrics["test_loss"] = accuracy_and_loss(model, test)
+    metrics = final_metrics(model, train, test)
     epsilon = engine.get_epsilon(dp.delta)
     metrics["epsilon"] = epsilon
     return FitResult(history, metrics, seconds), epsilon

@@ -27,7 +27,6 @@ KIND_DEFAULTS: dict[str, dict[str, float | int | bool]] = {
     "random": {"lam": 0.1, "alpha": 0.03, "first_order": False, "meta_every": 2, "cap": 1.0},
     "group": {"lam": 0.1, "alpha": 0.03, "first_order": False, "meta_every": 2, "cap": 1.0},
 }
-DEFAULT_CAP: dict[str, float] = {k: float(v["cap"]) for k, v in KIND_DEFAULTS.items()}
 
 
 @dataclass
@@ -118,11 +117,6 @@ class ReadyConfig:
         """A copy with every ``null`` kind-dependent knob set to the shipped default of ``kind``."""
         missing = {k: v for k, v in KIND_DEFAULTS[self.kind].items() if getattr(self, k) is None}
         return dataclasses.replace(self, **missing) if missing else self
-
-    @property
-    def resolved_cap(self) -> float:
-        """The forget-loss cap actually used."""
-        return self.cap if self.cap is not None else DEFAULT_CAP[self.kind]
 
     @property
     def resolved_forget_size(self) -> int:

@@ -60,7 +60,7 @@ def readiness_loss(
     def ce(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return task.loss(model, x, y, {**buffers, **params})
 
-    cap = cfg.resolved_cap
+    cap = cfg.cap
     fx, fy = batch.forget_x, batch.forget_y
     assert fx is not None and fy is not None and batch.retain_x is not None and batch.retain_y is not None
     total = torch.zeros((), device=fx.device)

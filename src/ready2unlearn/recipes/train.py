@@ -190,11 +190,16 @@ def fit(
                 on_epoch(row)
     seconds = elapsed + time.perf_counter() - t0
 
+    return FitResult(history, final_metrics(model, train, test), seconds)
+
+
+def final_metrics(model: nn.Module, train: ArrayDataset, test: ArrayDataset | None) -> dict[str, float]:
+    """``train_accuracy``/``train_loss`` and, with ``test``, ``test_accuracy``/``test_loss`` of a trained model."""
     metrics: dict[str, float] = {}
     metrics["train_accuracy"], metrics["train_loss"] = accuracy_and_loss(model, train)
     if test is not None:
         metrics["test_accuracy"], metrics["test_loss"] = accuracy_and_loss(model, test)
-    return FitResult(history, metrics, seconds)
+    return metrics
 
 
 def run(
