@@ -11,11 +11,23 @@ import sys
 from collections.abc import Sequence
 
 from ready2unlearn import __version__
-from ready2unlearn.cli import bench, demo, evaluate, ls, ready_bench, train, unlearn, validate
+from ready2unlearn.cli import (
+    bench,
+    certificate,
+    demo,
+    evaluate,
+    lineage,
+    ls,
+    ready_bench,
+    request,
+    train,
+    unlearn,
+    validate,
+)
 from ready2unlearn.cli.common import err_console
 from ready2unlearn.errors import R2UError
 
-VERBS = (train, unlearn, evaluate, bench, ready_bench, ls, validate, demo)
+VERBS = (train, unlearn, evaluate, bench, ready_bench, request, lineage, certificate, ls, validate, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

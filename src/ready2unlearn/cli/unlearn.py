@@ -53,7 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _overrides(args: argparse.Namespace) -> list[str]:
+def overrides_from_flags(args: argparse.Namespace) -> list[str]:
+    """The ``key=value`` overrides that the shortcut flags (--stop, --budget, --lr...) stand for."""
     out = []
     if args.stop:
         rule, _, target = args.stop.partition(":")
@@ -70,7 +71,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``r2u unlearn``."""
-    cfg, preset = load_unlearn_config(args.config, _overrides(args) + list(args.overrides), args.method)
+    cfg, preset = load_unlearn_config(args.config, overrides_from_flags(args) + list(args.overrides), args.method)
     requests = [DeletionRequest.parse(r) for r in args.request]
     console.print(f"[bold]unlearn[/bold] {args.checkpoint}  method={cfg.method.name}  preset={preset or 'none'}")
 

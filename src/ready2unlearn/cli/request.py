@@ -1,0 +1,189 @@
+"""``r2u request``: submit, list, show and serve deletion requests recorded in a ledger."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+
+from rich.table import Table
+
+from ready2unlearn.cli.common import add_data_dir, add_quiet, console
+from ready2unlearn.cli.unlearn import overrides_from_flags
+from ready2unlearn.ledger.process import ProcessConfig, process
+from ready2unlearn.ledger.store import Ledger, RequestRejected
+from ready2unlearn.unlearn.config import load_unlearn_config
+
+EPILOG = """the ledger is bound to the first checkpoint it is given (request add/process --checkpoint DIR): that
+model's dataset validates every request, and the model is the root of the lineage.
+examples:
+  r2u request add --ledger ledger.db --checkpoint runs/digits --kind class --target 3 --reason "GDPR art. 17"
+  r2u request add --ledger ledger.db --kind samples --target 12,40,977 --reason "user 88 left"
+  r2u request list --ledger ledger.db
+  r2u request process --ledger ledger.db --checkpoint runs/digits --method ga --stop forget_acc:chance
+  r2u request process --ledger ledger.db --resume          # restart requests whose worker died
+  r2u lineage ledger.db
+  r2u certificate verify ledger-store/certificates/req-00001/certificate.json"""
+
+STATUS_STYLE = {"pending": "yellow", "running": "cyan", "done": "green", "failed": "red", "rejected": "magenta"}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Registers the ``request`` verb and its actions."""
+    p = sub.add_parser(
+        "request",
+        help="deletion-request ledger: add / list / show / process requests",
+        description="A durable queue of deletion requests (SQLite) with model lineage and a certificate per "
+        "served request.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    a = actions.add_parser("add", help="submit a request (validated against the model's dataset)")
+    _ledger_arg(a)
+    a.add_argument("--kind", required=True, choices=("class", "samples", "group"))
+    a.add_argument("--target", required=True, help="class: 3 or 3,5 | samples: 12,40 or ids.txt | group: COL=VALUE")
+    a.add_argument("--reason", required=True, help="why the deletion was asked for (kept in the record)")
+    a.add_argument("--submitter", default=None, help="who asked (default: the current user)")
+    a.add_argument("--checkpoint", metavar="DIR", help="base checkpoint: binds a new ledger to this model")
+    add_data_dir(a)
+    a.set_defaults(func=run_add)
+
+    ls = actions.add_parser("list", help="list requests")
+    _ledger_arg(ls)
+    ls.add_argument("--status", choices=tuple(STATUS_STYLE), help="only requests with this status")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ls.set_defaults(func=run_list)
+
+    sh = actions.add_parser("show", help="show one request with its events and certificate")
+    _ledger_arg(sh)
+    sh.add_argument("id", type=int)
+    sh.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    sh.set_defaults(func=run_show)
+
+    pr = actions.add_parser(
+        "process",
+        help="serve every pending request in order; each produces a model version and a certificate",
+        description="Serve pending requests one after another, each from the model the previous one produced. "
+        "Several workers may run at once: each request is claimed by exactly one of them (the others wait).",
+    )
+    _ledger_arg(pr)
+    pr.add_argument("overrides", nargs="*", metavar="key.sub=value", help="unlearn config overrides")
+    pr.add_argument("--checkpoint", metavar="DIR", help="base checkpoint (binds a new ledger; else must be a version)")
+    pr.add_argument("--method", "-m", help="unlearning method (default: the preset's, else ga)")
+    pr.add_argument("--config", "-c", metavar="PRESET|FILE", help="unlearn preset (default: the method's own)")
+    pr.add_argument("--stop", metavar="RULE", help="stop rule, as for r2u unlearn")
+    pr.add_argument("--budget", type=int, help="step budget (stop.max_steps)")
+    pr.add_argument("--epochs", type=float, help="budget in passes over the method's primary set")
+    pr.add_argument("--eval-every", type=int, help="check the stop rule every N steps")
+    pr.add_argument("--retain-floor", type=float, help="divergence if retain accuracy falls below this")
+    pr.add_argument("--lr", type=float, help="shortcut for method.lr=")
+    pr.add_argument("--seed", type=int, help="shortcut for seed=")
+    pr.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    pr.add_argument("--batch", type=int, default=1, metavar="N",
+                    help="serve up to N pending requests together in one unlearning run (default 1)")  # fmt: skip
+    pr.add_argument("--resume", action="store_true", help="restart requests left running by a worker that died")
+    pr.add_argument("--force", action="store_true", help="with --resume: also take requests whose worker looks alive")
+    pr.add_argument("--no-wait", action="store_true", help="return at once when another worker is serving")
+    pr.add_argument("--max", type=int, dest="max_claims", metavar="N", help="serve at most N claims, then stop")
+    pr.add_argument("--reference", metavar="DIR", help="retrained model for the gap in the certificate")
+    pr.add_argument("--retrain-reference", action="store_true",
+                    help="retrain a gold model per request for the certificate (slow)")  # fmt: skip
+    pr.add_argument("--no-relearn", action="store_true", help="skip the relearning attack in the certificate")
+    add_data_dir(pr)
+    add_quiet(pr)
+    pr.set_defaults(func=run_process)
+
+
+def _ledger_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ledger", "-l", required=True, metavar="DB", help="ledger database file (SQLite)")
+
+
+def run_add(args: argparse.Namespace) -> int:
+    """Runs ``r2u request add``."""
+    with Ledger(args.ledger) as ledger:
+        if args.checkpoint:
+            ledger.bind(args.checkpoint)
+        split, forgotten = ledger.load_split(args.data_dir)
+        row = ledger.add_request(args.kind, args.target, args.reason, args.submitter or _user(), split, forgotten)
+    if row.status == "rejected":
+        raise RequestRejected(row.id, row.note or "invalid")
+    console.print(f"request #{row.id} pending: {row.kind}:{row.target}")
+    return 0
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """Runs ``r2u request list``."""
+    with Ledger(args.ledger, create=False) as ledger:
+        rows = ledger.requests(args.status)
+        served = ledger.served_hash()
+    if args.json:
+        console.print_json(json.dumps([r.to_dict() for r in rows]))
+        return 0
+    table = Table(title=f"{args.ledger}: {len(rows)} request(s); served model {(served or '-')[:12]}")
+    for col in ("id", "status", "kind", "target", "submitter", "created", "model", "note"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        style = STATUS_STYLE.get(r.status, "")
+        model = (r.child_hash or "")[:12] if r.status == "done" else (r.phase or "")
+        table.add_row(str(r.id), f"[{style}]{r.status}[/{style}]", r.kind, _clip(r.target), r.submitter,
+                      r.created, model, _clip(r.note or "", 60))  # fmt: skip
+    console.print(table)
+    return 0
+
+
+def _clip(text: str, n: int = 30) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def run_show(args: argparse.Namespace) -> int:
+    """Runs ``r2u request show``."""
+    with Ledger(args.ledger, create=False) as ledger:
+        row = ledger.request(args.id)
+        events = ledger.events(args.id)
+        cert = str(ledger.store / row.certificate) if row.certificate else None
+    if args.json:
+        console.print_json(json.dumps({"request": row.to_dict(), "certificate_path": cert, "events": events}))
+        return 0
+    table = Table(title=f"request #{row.id}", show_header=False)
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    for k, v in row.to_dict().items():
+        if v not in (None, "", []) and k != "spec":
+            table.add_row(k, str(v))
+    if cert:
+        table.add_row("certificate path", cert)
+    console.print(table)
+    ev = Table(title="events")
+    for col in ("time", "event", "detail"):
+        ev.add_column(col, overflow="fold")
+    for e in events:
+        ev.add_row(e["ts"], e["event"], json.dumps(e["detail"]))
+    console.print(ev)
+    return 0
+
+
+def run_process(args: argparse.Namespace) -> int:
+    """Runs ``r2u request process``."""
+    cfg, preset = load_unlearn_config(args.config, overrides_from_flags(args) + list(args.overrides), args.method)
+    pcfg = ProcessConfig(
+        batch=args.batch, resume=args.resume, force=args.force, wait=not args.no_wait, max_claims=args.max_claims,
+        relearn=not args.no_relearn, reference=args.reference, retrain_reference=args.retrain_reference,
+        data_dir=args.data_dir, show_progress=not args.quiet,
+    )  # fmt: skip
+    console.print(f"[bold]process[/bold] {args.ledger}  method={cfg.method.name}  preset={preset or 'none'}")
+    summary = process(args.ledger, cfg, pcfg, checkpoint=args.checkpoint, log=lambda m: console.print(f"  {m}"))
+    console.print(
+        f"served {len(summary.done)} request(s) into {len(summary.versions)} new version(s); "
+        f"{len(summary.failed)} failed; {len(summary.resumed)} resumed"
+        + (f"; removed {summary.orphans_removed} orphan folder(s)" if summary.orphans_removed else "")
+    )
+    return 1 if summary.failed else 0

@@ -1,0 +1,345 @@
+"""Serving the queue: claim the next request, unlearn it from the served model, verify, certify, commit.
+
+Launch: ``r2u request process --ledger ledger.db --checkpoint runs/digits --method ga``.
+
+One claim at a time, in submission order, each starting from the model the previous one produced (the
+served pointer). Per claim::
+
+    claim (BEGIN IMMEDIATE) ─► check the parent's hash ─► unlearn into store/tmp (the existing recipe)
+      ─► verify (the evaluation harness) ─► rename the child into models/<sha256>
+      ─► certificates ─► one transaction: register child + mark done + move the served pointer
+
+A ``kill -9`` anywhere before the last transaction leaves the request ``running`` and at worst an
+unregistered folder, which nothing reads; ``process --resume`` removes it and restarts the request from
+its parent. The seed does not depend on the attempt, so a restarted request normally produces the very
+same model file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ready2unlearn.artifacts import CARD, read_card, versions, write_json
+from ready2unlearn.attacks.relearn import RelearnConfig
+from ready2unlearn.checkpoint import load_checkpoint
+from ready2unlearn.config import check, to_dict
+from ready2unlearn.data.base import Split
+from ready2unlearn.data.request import DeletionRequest
+from ready2unlearn.errors import R2UError, RequestError
+from ready2unlearn.evaluate.core import accuracy_and_loss
+from ready2unlearn.ledger import store as store_mod
+from ready2unlearn.ledger.certificate import write_certificate
+from ready2unlearn.ledger.store import CorruptModel, Heartbeat, Ledger, LedgerError, RequestRow, Worker
+from ready2unlearn.recipes import unlearn as unlearn_recipe
+from ready2unlearn.recipes.evaluate import evaluate_checkpoint
+from ready2unlearn.unlearn.config import UnlearnConfig, load_unlearn_config
+
+
+@dataclass
+class ProcessConfig:
+    """How ``r2u request process`` serves the queue.
+
+    Attributes:
+        batch: Pending requests served together by one unlearning run (1 = one run per request).
+        resume: Take over requests left ``running`` by a worker that died, restarting them from the parent.
+        force: With ``resume``: take over running requests even if their worker looks alive.
+        wait: When another live worker is serving, wait for it and go on with the rest of the queue
+            (instead of returning at once).
+        poll_seconds: How often a waiting worker looks again.
+        max_claims: Stop after this many claims (``None``: until the queue is empty).
+        relearn: Run the relearning attack for the certificate.
+        relearn_steps: Fine-tuning steps of that attack.
+        reference: A retrained model checkpoint to compare with (used for the request it was made for).
+        retrain_reference: Retrain a gold model for every request (slow; gives the gap to retrained).
+        stale_after: Seconds without heartbeat after which a worker on another host counts as dead.
+        heartbeat_seconds: How often a worker refreshes its heartbeat.
+        data_dir: Overrides the data directory recorded in the base checkpoint.
+        show_progress: Progress bars.
+        seed: Seed of the verification attacks.
+    """
+
+    batch: int = 1
+    resume: bool = False
+    force: bool = False
+    wait: bool = True
+    poll_seconds: float = 0.5
+    max_claims: int | None = None
+    relearn: bool = True
+    relearn_steps: int = 30
+    reference: str | None = None
+    retrain_reference: bool = False
+    stale_after: float = 300.0
+    heartbeat_seconds: float = 2.0
+    data_dir: str | None = None
+    show_progress: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check(self.batch >= 1, f"batch must be at least 1, got {self.batch}")
+        check(not self.force or self.resume, "--force only makes sense with --resume")
+        check(self.poll_seconds > 0 and self.heartbeat_seconds > 0 and self.stale_after > 0,
+              "poll_seconds, heartbeat_seconds and stale_after must be positive")  # fmt: skip
+        check(self.max_claims is None or self.max_claims >= 1, "max_claims must be at least 1")
+        check(self.relearn_steps >= 1, "relearn_steps must be at least 1")
+        check(not (self.reference and self.retrain_reference), "give --reference or --retrain-reference, not both")
+
+
+@dataclass
+class ProcessSummary:
+    """What one ``process`` call did."""
+
+    done: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    resumed: list[int] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)
+    certificates: list[str] = field(default_factory=list)
+    orphans_removed: int = 0
+    waited_seconds: float = 0.0
+
+
+Log = Callable[[str], None]
+
+
+def process(
+    ledger_path: str | Path,
+    cfg: UnlearnConfig,
+    pcfg: ProcessConfig | None = None,
+    *,
+    checkpoint: str | Path | None = None,
+    log: Log | None = None,
+) -> ProcessSummary:
+    """Serves every pending request of a ledger, in order, each producing a new model version.
+
+    Args:
+        ledger_path: The ledger database.
+        cfg: Unlearning method, stop rule and seed (as for ``r2u unlearn``).
+        pcfg: Serving options.
+        checkpoint: The base checkpoint: binds an unbound ledger; otherwise it must be one of its versions.
+        log: Called with one line per event worth telling (the CLI prints them).
+
+    Returns:
+        A :class:`ProcessSummary`.
+
+    Raises:
+        R2UError: If a request is stuck under a dead worker (run with ``resume``), a model file is corrupt
+            (the request goes back to pending), or the ledger is not bound.
+    """
+    pcfg = pcfg or ProcessConfig()
+    say = log or (lambda _msg: None)
+    worker = Worker.current()
+    summary = ProcessSummary()
+    with Ledger(ledger_path) as ledger:
+        if checkpoint is not None:
+            ledger.bind(checkpoint)
+        if not ledger.bound:
+            raise LedgerError(f"{ledger_path} is not bound to a model yet: pass --checkpoint DIR")
+        claims = 0
+        while pcfg.max_claims is None or claims < pcfg.max_claims:
+            claim = ledger.claim(worker, batch=pcfg.batch, resume=pcfg.resume, force=pcfg.force,
+                                 stale_after=pcfg.stale_after)  # fmt: skip
+            if claim.state == "idle":
+                break
+            if claim.state == "wait":
+                if not pcfg.wait:
+                    say(f"request {claim.rows[0].describe()} is being served by {_who(claim.rows[0])}; not waiting")
+                    break
+                time.sleep(pcfg.poll_seconds)
+                summary.waited_seconds += pcfg.poll_seconds
+                continue
+            if claim.state == "blocked":
+                r = claim.rows[0]
+                raise LedgerError(
+                    f"request {r.describe()} is still 'running' under {_who(r)}, which is no longer alive: "
+                    "run `r2u request process --resume` to restart it from its parent model"
+                )
+            claims += 1
+            ids = [r.id for r in claim.rows]
+            if claim.resumed:
+                summary.resumed += ids
+                summary.orphans_removed += len(ledger.clean_orphans())
+                say(f"resuming {', '.join(r.describe() for r in claim.rows)} (its worker died)")
+            store_mod._SERVING.update(ids)
+            try:
+                with Heartbeat(ledger, ids, worker, pcfg.heartbeat_seconds):
+                    child, certs = _serve(ledger, claim.rows, worker, cfg, pcfg, say)
+                summary.done += ids
+                summary.certificates += certs
+                if child not in summary.versions:
+                    summary.versions.append(child)
+            except CorruptModel as e:
+                ledger.release(ids, worker, str(e))
+                raise
+            except RequestError as e:
+                # The request no longer fits what the model holds (cannot happen for requests validated in
+                # queue order, but a hand-edited ledger can do it): it fails, the queue goes on.
+                ledger.fail(ids, worker, str(e))
+                summary.failed.update(dict.fromkeys(ids, str(e)))
+                say(f"failed {', '.join(f'#{i}' for i in ids)}: {e}")
+            except KeyboardInterrupt:
+                ledger.release(ids, worker, "interrupted")
+                raise
+            except Exception as e:
+                ledger.fail(ids, worker, f"{type(e).__name__}: {e}")
+                raise
+            finally:
+                store_mod._SERVING.difference_update(ids)
+    return summary
+
+
+def _who(row: RequestRow) -> str:
+    return row.worker.describe() if row.worker else "an unknown worker"
+
+
+def _combined(split: Split, reqs: Sequence[DeletionRequest], forgotten: Sequence[int]) -> tuple[DeletionRequest, dict]:
+    """One ``samples`` request for a batch: the union of what each request forgets, resolved in order."""
+    plans = unlearn_recipe.plan_requests(split, reqs, forgotten)
+    ids = sorted({int(i) for v in plans for i in v.forget.ids.tolist()})
+    per = {i: v.forget.ids.tolist() for i, v in enumerate(plans)}
+    return DeletionRequest.for_samples(ids), per
+
+
+def _reference_for(
+    ledger: Ledger, parent_dir: Path, req: DeletionRequest, cfg: UnlearnConfig, pcfg: ProcessConfig, work: Path
+) -> tuple[str | None, str]:
+    """The retrained model to compare with for ``req`` (or ``None``) and a note on where it came from."""
+    if pcfg.retrain_reference:
+        rcfg, _ = load_unlearn_config(None, [f"seed={cfg.seed}", f"device={cfg.device}"], method="retrain")
+        unlearn_recipe.run(parent_dir, [req], rcfg, work / "reference", data_dir=pcfg.data_dir,
+                           show_progress=pcfg.show_progress)  # fmt: skip
+        return str(work / "reference"), "retrained from scratch on what remains, for this request"
+    if pcfg.reference:
+        served = (read_card(pcfg.reference).get("unlearn") or {}).get("request")
+        if served is not None and DeletionRequest.from_dict(served) == req:
+            return pcfg.reference, f"given: {pcfg.reference}"
+        return None, f"--reference {pcfg.reference} was made for another request"
+    return None, "none given (pass --reference or --retrain-reference for the gap to a retrained model)"
+
+
+def _serve(
+    ledger: Ledger, rows: list[RequestRow], worker: Worker, cfg: UnlearnConfig, pcfg: ProcessConfig, say: Log
+) -> tuple[str, list[str]]:
+    ids = [r.id for r in rows]
+    parent = ledger.model(rows[0].parent_hash or "")
+    parent_dir = ledger.check_model_file(parent)  # corrupt parent → CorruptModel, request back to pending
+    parent_card = read_card(parent_dir)
+    reqs = [r.request for r in rows]
+    split = None
+    per_request: dict[int, list[int]] = {}
+    if len(rows) > 1:
+        split, _ = unlearn_recipe.load_matching_split(parent_card, pcfg.data_dir)
+        req, per = _combined(split, reqs, (parent_card.get("lineage") or {}).get("forgotten_ids", []))
+        per_request = {ids[i]: v for i, v in per.items()}
+    else:
+        req = reqs[0]
+    if cfg.stop.target == "reference" and not (pcfg.retrain_reference or pcfg.reference):
+        raise R2UError("stop target 'reference' needs --reference or --retrain-reference")
+    work = ledger.tmp_dir(f"req-{ids[0]:05d}-")
+    say(f"serving {', '.join(r.describe() for r in rows)} from model {parent.hash[:12]} with {cfg.method.name}")
+
+    ledger.set_phase(ids, worker, "unlearning")
+    reference, ref_note = _reference_for(ledger, parent_dir, req, cfg, pcfg, work)
+    (card,) = unlearn_recipe.run(parent_dir, [req], cfg, work / "model", reference=reference,
+                                 data_dir=pcfg.data_dir, show_progress=pcfg.show_progress)  # fmt: skip
+    card["ledger"] = {"requests": ids, "batch": len(ids) > 1, "parent_sha256": parent.hash}
+    write_json(work / "model" / CARD, card)  # the weights (and their hash) are unchanged
+
+    ledger.set_phase(ids, worker, "verifying")
+    relearn = RelearnConfig(sets=["forget-10"], steps=pcfg.relearn_steps, seed=pcfg.seed) if pcfg.relearn else None
+    if relearn is not None and card["unlearn"]["views"]["forget"] <= 10:
+        relearn = RelearnConfig(sets=["forget-50%"], steps=pcfg.relearn_steps, seed=pcfg.seed)
+    if relearn is not None and card["unlearn"]["views"]["forget"] < 2:
+        relearn = None  # nothing would be left to score the attack on
+    verification = evaluate_checkpoint(work / "model", None, reference, relearn, pcfg.data_dir, pcfg.seed)
+    verification["reference_note"] = ref_note
+    if per_request:
+        child_model = load_checkpoint(work / "model").model
+        assert split is not None
+        pos = {int(i): p for p, i in enumerate(split.train.ids.tolist())}
+        verification["per_request"] = {
+            str(rid): {"forget_size": len(fids),
+                       "forget_acc": accuracy_and_loss(child_model, split.train.subset(
+                           np.array([pos[i] for i in fids], dtype=np.int64)))[0]}
+            for rid, fids in per_request.items()
+        }  # fmt: skip
+
+    # Move the finished child into place *before* registering it: a crash after this rename leaves an
+    # unregistered folder (cleaned by --resume), never a registered model without its file.
+    child_hash = card["weights_sha256"]
+    child_rel = f"models/{child_hash}"
+    if child_hash != parent.hash:
+        final = ledger.store / child_rel
+        if final.exists():  # left by an earlier attempt that died before committing: same content?
+            shutil.rmtree(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        (work / "model").rename(final)
+    else:
+        child_rel = parent.path
+    child_dir = ledger.store / child_rel
+
+    ledger.set_phase(ids, worker, "certifying")
+    certs: dict[int, str] = {}
+    for r in rows:
+        cert_dir = ledger.certificate_dir(r.id)
+        cert = _certificate(r, ids, per_request, parent, parent_dir, child_hash, child_dir, card, cfg, verification,
+                            cert_dir)  # fmt: skip
+        certs[r.id] = str(write_certificate(cert_dir, cert).relative_to(ledger.store))
+    metrics = {**card.get("metrics", {}), "verification": verification.get("metrics", {})}
+    ledger.complete(ids, worker, child_hash, child_rel, {"unlearn": to_dict(cfg), "requests": ids}, metrics, certs)
+    shutil.rmtree(work, ignore_errors=True)
+    res = card["unlearn"]["result"]
+    say(
+        f"done {', '.join(f'#{i}' for i in ids)}: model {child_hash[:12]} ({res['stop_reason']}, {res['steps']} steps;"
+        f" UA {verification['metrics'].get('forget_acc', float('nan')):.3f})"
+    )
+    return child_hash, [str(ledger.store / c) for c in certs.values()]
+
+
+def _certificate(
+    row: RequestRow,
+    batch: list[int],
+    per_request: dict[int, list[int]],
+    parent: Any,
+    parent_dir: Path,
+    child_hash: str,
+    child_dir: Path,
+    card: dict[str, Any],
+    cfg: UnlearnConfig,
+    verification: dict[str, Any],
+    cert_dir: Path,
+) -> dict[str, Any]:
+    """The certificate content for one request (sealed and written by the caller)."""
+    import os
+
+    def rel(p: Path) -> str:
+        return os.path.relpath(p, cert_dir)
+
+    forget_size = len(per_request[row.id]) if per_request else card["unlearn"]["views"]["forget"]
+    return {
+        "kind": "ready2unlearn.certificate",
+        "schema": 1,
+        "created": card["created"],
+        "request": {
+            "id": row.id, "kind": row.kind, "target": row.target, "spec": row.spec, "submitter": row.submitter,
+            "reason": row.reason, "created": row.created, "attempts": row.attempts,
+            "batch": batch if len(batch) > 1 else [], "forget_size": forget_size,
+        },
+        "models": {
+            "parent": {"sha256": parent.hash, "file": rel(parent_dir / "model.safetensors")},
+            "child": {"sha256": child_hash, "file": rel(child_dir / "model.safetensors"),
+                      "unchanged": child_hash == parent.hash},
+        },
+        "method": {"name": cfg.method.name, "config": to_dict(cfg)},
+        "unlearning": {k: card["unlearn"]["result"].get(k) for k in ("steps", "grad_evals", "seconds", "stop_reason",
+                                                                      "reached", "target")},
+        "data": card.get("data", {}).get("fingerprints"),
+        "seed": card.get("seed"),
+        "verification": {k: v for k, v in verification.items() if k not in ("checkpoint", "versions", "created")},
+        "versions": versions(),
+    }  # fmt: skip
