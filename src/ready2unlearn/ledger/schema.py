@@ -1,6 +1,7 @@
 """The ledger's SQLite schema and its versioned migrations (``PRAGMA user_version``).
 
-Each entry of :data:`MIGRATIONS` moves the database from version ``i`` to ``i + 1``; :func:`migrate`
+Each entry of :data:`MIGRATIONS` (SQL, then an optional Python step that fills new columns from old ones)
+moves the database from version ``i`` to ``i + 1``; :func:`migrate`
 applies the missing ones in one transaction, so an upgrade either completes or leaves the old schema
 untouched. Never edit a shipped migration: append a new one, and a ledger written by any older release
 still opens.
@@ -13,7 +14,9 @@ the event log made append-only by triggers.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Callable
 
 from ready2unlearn.errors import R2UError
 
@@ -82,7 +85,26 @@ CREATE TRIGGER events_no_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'the ledger event log is append-only'); END;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+
+def _v2_backfill(conn: sqlite3.Connection) -> None:
+    """Version 1 stored only kind and target text: derive the structured spec and duplicate key."""
+    from ready2unlearn.errors import RequestError
+    from ready2unlearn.ledger.requests import dedup_key, parse_request
+
+    for rid, kind, target in conn.execute("SELECT id, kind, target FROM requests WHERE spec IS NULL").fetchall():
+        try:
+            req = parse_request(kind, target)
+        except RequestError as e:
+            # Unparseable old rows cannot be served; keep them on record as rejected, with the reason.
+            conn.execute("UPDATE requests SET status = 'rejected', note = ? WHERE id = ? AND status = 'pending'",
+                         (f"migration: {e}", rid))  # fmt: skip
+            continue
+        conn.execute("UPDATE requests SET spec = ?, dedup_key = ? WHERE id = ?",
+                     (json.dumps(req.to_dict()), dedup_key(req), rid))  # fmt: skip
+
+
+Migration = tuple[str, Callable[[sqlite3.Connection], None] | None]
+MIGRATIONS: tuple[Migration, ...] = ((_V1, None), (_V2, _v2_backfill))
 LATEST = len(MIGRATIONS)
 
 
@@ -113,8 +135,11 @@ def migrate(conn: sqlite3.Connection, target: int = LATEST) -> int:
             raise R2UError(f"the ledger has schema version {before}, newer than this release knows ({LATEST}); "
                            "upgrade ready2unlearn")  # fmt: skip
         for version in range(before, target):
-            for statement in _statements(MIGRATIONS[version]):
+            script, backfill = MIGRATIONS[version]
+            for statement in _statements(script):
                 conn.execute(statement)
+            if backfill is not None:
+                backfill(conn)
             conn.execute(f"PRAGMA user_version = {version + 1}")
         conn.execute("COMMIT")
     except BaseException:
