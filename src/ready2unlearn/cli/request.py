@@ -18,7 +18,7 @@ EPILOG = """the ledger is bound to the first checkpoint it is given (request add
 model's dataset validates every request, and the model is the root of the lineage.
 examples:
   r2u request add --ledger ledger.db --checkpoint runs/digits --kind class --target 3 --reason "GDPR art. 17"
-  r2u request add --ledger ledger.db --kind samples --target 12,40,977 --reason "user 88 left"
+  r2u request add --ledger ledger.db --kind samples --target 12,40,975 --reason "user 88 left"
   r2u request list --ledger ledger.db
   r2u request process --ledger ledger.db --checkpoint runs/digits --method ga --stop forget_acc:chance
   r2u request process --ledger ledger.db --resume          # restart requests whose worker died
