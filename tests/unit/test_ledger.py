@@ -4,6 +4,7 @@ import json
 import os
 import socket
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,8 @@ def test_state_machine_lineage_and_event_log(digits_ckpt, tmp_path):
     led = _ledger(tmp_path, digits_ckpt)
     base = led.served_hash()
     assert base == sha256_file(digits_ckpt / "model.safetensors")
-    assert sqlite3.connect(led.path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with closing(sqlite3.connect(led.path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     a, b = _add(led, "class", "3"), _add(led, "samples", "0,1,2")
     assert (a.status, b.status) == ("pending", "pending") and b.target == "0,1,2"
     # a live worker (our parent process) holds a claim: everyone else waits, nobody takes a second one
@@ -104,6 +106,8 @@ def test_bad_requests_are_recorded_rejected(digits_ckpt, tmp_path):
         assert row.status == "rejected" and match in row.note, (kind, target, row.note)
     with pytest.raises(R2UError, match="--reason"):
         _add(led, "class", "5", reason="  ")
+    with pytest.raises(R2UError, match="unknown request kind 'random'"):
+        _add(led, "random", "0.1")
     # rejected requests are never served; the valid one is
     summary = process(led.path, _cfg(), FAST)
     assert summary.done == [ok.id]
@@ -237,7 +241,8 @@ def test_migration_from_schema_v1(digits_ckpt, tmp_path):
     led.bind(digits_ckpt)
     assert process(db, _cfg(), FAST).done == [old.id]
     # reopening is a no-op, and a ledger from a newer release is refused
-    assert schema.migrate(Ledger(db).conn) == schema.LATEST
+    with Ledger(db) as again:
+        assert schema.migrate(again.conn) == schema.LATEST
     led.conn.execute("PRAGMA user_version = 99")
     with pytest.raises(R2UError, match="newer than this release"):
         Ledger(db)
@@ -260,6 +265,9 @@ def test_cli_show_lineage_and_process(digits_ckpt, tmp_path, capsys):
     assert main(["lineage", db, "zzz"]) == 2 and "no model version" in capsys.readouterr().err
     assert main(["request", "show", "--ledger", db, "42"]) == 2
     assert main(["request", "list", "--ledger", str(tmp_path / "none.db")]) == 2
+    (tmp_path / "junk.db").write_text("not a database")
+    assert main(["request", "list", "--ledger", str(tmp_path / "junk.db")]) == 2
+    assert "is not a ledger database" in capsys.readouterr().err
     # a registered version is accepted as --checkpoint; a foreign model is refused
     child = str(Path(db).parent / "l-store" / "models" / chain[1]["hash"])
     assert main(["request", "process", "--ledger", db, "--checkpoint", child, "-q"]) == 0

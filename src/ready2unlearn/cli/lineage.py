@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         reqs = ", ".join(f"#{q['id']} {q['kind']}:{q['target'][:20]}" for q in r["requests"]) or "(base)"
         mark = " [green](served)[/green]" if r["served"] else ""
         table.add_row(str(i), r["hash"][:12] + mark, (r["parent"] or "-")[:12], reqs, r["method"] or "-",
-                      _f(r["forget_acc"]), _f(r["test_acc"]), r["created"])  # fmt: skip
+                      _f(r["forget_acc"]), _f(r["test_acc"]), r["created"][:16].replace("T", " "))  # fmt: skip
     console.print(table)
     return 0
 

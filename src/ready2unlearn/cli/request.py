@@ -135,7 +135,7 @@ def run_list(args: argparse.Namespace) -> int:
         style = STATUS_STYLE.get(r.status, "")
         model = (r.child_hash or "")[:12] if r.status == "done" else (r.phase or "")
         table.add_row(str(r.id), f"[{style}]{r.status}[/{style}]", r.kind, _clip(r.target), r.submitter,
-                      r.created, model, _clip(r.note or "", 60))  # fmt: skip
+                      r.created[:16].replace("T", " "), model, _clip(r.note or "", 60))  # fmt: skip
     console.print(table)
     return 0
 

@@ -17,6 +17,7 @@ same model file.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -197,7 +198,9 @@ def _who(row: RequestRow) -> str:
     return row.worker.describe() if row.worker else "an unknown worker"
 
 
-def _combined(split: Split, reqs: Sequence[DeletionRequest], forgotten: Sequence[int]) -> tuple[DeletionRequest, dict]:
+def _combined(
+    split: Split, reqs: Sequence[DeletionRequest], forgotten: Sequence[int]
+) -> tuple[DeletionRequest, dict[int, list[int]]]:
     """One ``samples`` request for a batch: the union of what each request forgets, resolved in order."""
     plans = unlearn_recipe.plan_requests(split, reqs, forgotten)
     ids = sorted({int(i) for v in plans for i in v.forget.ids.tolist()})
@@ -258,9 +261,8 @@ def _serve(
         relearn = None  # nothing would be left to score the attack on
     verification = evaluate_checkpoint(work / "model", None, reference, relearn, pcfg.data_dir, pcfg.seed)
     verification["reference_note"] = ref_note
-    if per_request:
+    if per_request and split is not None:
         child_model = load_checkpoint(work / "model").model
-        assert split is not None
         pos = {int(i): p for p, i in enumerate(split.train.ids.tolist())}
         verification["per_request"] = {
             str(rid): {"forget_size": len(fids),
@@ -315,7 +317,6 @@ def _certificate(
     cert_dir: Path,
 ) -> dict[str, Any]:
     """The certificate content for one request (sealed and written by the caller)."""
-    import os
 
     def rel(p: Path) -> str:
         return os.path.relpath(p, cert_dir)

@@ -35,7 +35,14 @@ from ready2unlearn.data.base import Split
 from ready2unlearn.data.request import DeletionRequest
 from ready2unlearn.errors import R2UError, RequestError
 from ready2unlearn.ledger import schema
-from ready2unlearn.ledger.requests import covered_ids, dedup_key, parse_request, target_text, validate_request
+from ready2unlearn.ledger.requests import (
+    LEDGER_KINDS,
+    covered_ids,
+    dedup_key,
+    parse_request,
+    target_text,
+    validate_request,
+)
 
 ACTIVE_STATUSES = ("pending", "running", "done")
 
@@ -234,12 +241,16 @@ class Ledger:
             raise LedgerError(f"{self.path} does not exist; submit a request with --checkpoint to create it")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.timeout = timeout
-        self.conn = self._connect()
+        self.conn = sqlite3.connect(":memory:")  # replaced below; keeps close() safe if connecting fails
         try:
+            self.conn = self._connect()
             schema.migrate(self.conn)
         except sqlite3.DatabaseError as e:
             self.conn.close()
             raise LedgerError(f"{self.path} is not a ledger database ({e})") from None
+        except BaseException:
+            self.conn.close()
+            raise
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves (the module's implicit
@@ -393,6 +404,8 @@ class Ledger:
         """
         if not reason.strip():
             raise RequestError("a request needs a --reason (kept in the ledger as part of the record)")
+        if kind not in LEDGER_KINDS:  # a kind is a column with a CHECK constraint: refuse, do not record
+            raise RequestError(f"unknown request kind {kind!r}; the ledger takes {', '.join(LEDGER_KINDS)}")
         try:
             req: DeletionRequest | None = parse_request(kind, target)
             problem = None
@@ -413,11 +426,10 @@ class Ledger:
                     except RequestError as e:
                         problem = str(e)
             stored_target = target_text(req) if req is not None else str(target)
-            kind_ok = kind if kind in ("class", "samples", "group") else "class"  # the CHECK constraint
             cur = c.execute(
                 "INSERT INTO requests (kind, target, submitter, reason, created, status, note, spec, dedup_key) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (kind_ok, stored_target, submitter, reason, now_iso(), "rejected" if problem else "pending", problem,
+                (kind, stored_target, submitter, reason, now_iso(), "rejected" if problem else "pending", problem,
                  json.dumps(req.to_dict()) if req is not None else None,
                  dedup_key(req) if req is not None else None),
             )  # fmt: skip
