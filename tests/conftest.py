@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,10 @@ import pytest
 import torch
 
 from ready2unlearn.data.base import ArrayDataset, DataSpec, Split
+
+# Tests never touch the network: Hugging Face libraries must find everything locally or fail.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 KIT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -62,6 +62,13 @@ def _np_kl(ref: torch.Tensor, z: torch.Tensor) -> float:
     return float((np.exp(lr) * (lr - lp)).sum(axis=1).mean())
 
 
+def _np_ks_p(a: torch.Tensor, b: torch.Tensor, y: torch.Tensor) -> float:
+    from scipy.stats import ks_2samp
+
+    rows = np.arange(len(y))
+    return float(ks_2samp(-_log_softmax(a)[rows, y.numpy()], -_log_softmax(b)[rows, y.numpy()]).pvalue)
+
+
 EXPECTED = {
     "forget_acc": 3 / 4,
     "retain_acc": 1.0,
@@ -77,6 +84,7 @@ EXPECTED = {
     "test_kl_to_reference": _np_kl(REF_TEST, TEST),
     "forget_disagreement": 2 / 4,
     "test_disagreement": 1 / 2,
+    "forget_quality": _np_ks_p(FORGET, REF_FORGET, FORGET_Y),
 }
 
 
@@ -156,7 +164,7 @@ def test_metric_declarations():
         "retain_acc": True, "test_acc": True, "test_retain_acc": True,
         "retain_loss": False, "test_loss": False, "test_retain_loss": False,
         "forget_kl_to_reference": False, "test_kl_to_reference": False,
-        "forget_disagreement": False, "test_disagreement": False,
+        "forget_disagreement": False, "test_disagreement": False, "forget_quality": True,
     }  # fmt: skip
     assert METRICS.get("forget_kl_to_reference").inputs == ("forget", "reference")
 

@@ -23,14 +23,13 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ready2unlearn.config import check
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.request import RequestViews
 from ready2unlearn.errors import ConfigError
-from ready2unlearn.evaluate.core import accuracy_and_loss
+from ready2unlearn.unlearn.task import ClassificationTask, Task
 
 _SET = re.compile(r"^(retain\+)?forget-(\d+)(%?)$")
 
@@ -102,14 +101,38 @@ def build_relearn_set(
     return learn_f, held, {"forget": k, "retain": 0}
 
 
-def relearn_attack(model: nn.Module, views: RequestViews, cfg: RelearnConfig | None = None) -> dict[str, Any]:
+def _point(task: Task, model: nn.Module, held: ArrayDataset, step: int) -> dict[str, float]:
+    acc, loss = task.accuracy_and_loss(model, held)
+    return {"step": step, "forget_acc": acc, "forget_loss": loss}
+
+
+def relearn_attack(
+    model: nn.Module, views: RequestViews, cfg: RelearnConfig | None = None, task: Task | None = None
+) -> dict[str, Any]:
     """Runs every relearn set of ``cfg`` on a copy of ``model``; the model itself is not changed.
 
+    Args:
+        model: The unlearned model.
+        views: The request's views (forget samples are split into relearn and held-out parts).
+        cfg: Attack settings.
+        task: How the model is trained and scored; default a classifier. With a
+            :class:`~ready2unlearn.unlearn.task.CausalLMTask` the attacker fine-tunes on a few forget QA pairs
+            and ``forget_acc`` is next-token accuracy on the held-out pairs' answers.
+
     Returns:
-        ``{set: {"curve": [{"step", "forget_acc"}...], "final_forget_acc", "max_forget_acc", "sizes"}}``;
-        ``forget_acc`` is measured on the forget samples not in the relearn set.
+        ``{set: {"curve": [{"step", "forget_acc", "forget_loss"}...], "final_forget_acc", "max_forget_acc",
+        "sizes"}}``; the curve is measured on the forget samples not in the relearn set.
     """
     cfg = cfg or RelearnConfig()
+    task = task or ClassificationTask(0)
+    # Dropout draws from the global RNG: seed it in a forked state so the attack is repeatable and the
+    # caller's random stream is left alone.
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.seed)
+        return _attack(model, views, cfg, task)
+
+
+def _attack(model: nn.Module, views: RequestViews, cfg: RelearnConfig, task: Task) -> dict[str, Any]:
     device = next(model.parameters()).device
     out: dict[str, Any] = {}
     for spec in cfg.sets:
@@ -120,7 +143,7 @@ def relearn_attack(model: nn.Module, views: RequestViews, cfg: RelearnConfig | N
                else torch.optim.SGD(params, lr=cfg.lr, momentum=0.9))  # fmt: skip
         gen = torch.Generator().manual_seed(cfg.seed)
         learn = learn.to(device)
-        curve = [{"step": 0, "forget_acc": accuracy_and_loss(attacked, held)[0]}]
+        curve = [_point(task, attacked, held, 0)]
         batches = iter(())
         for step in range(1, cfg.steps + 1):
             try:
@@ -128,12 +151,12 @@ def relearn_attack(model: nn.Module, views: RequestViews, cfg: RelearnConfig | N
             except StopIteration:
                 batches = learn.batches(cfg.batch_size, shuffle=True, generator=gen)
                 x, y = next(batches)
-            loss = F.cross_entropy(attacked(x), y)
+            loss = task.loss(attacked, x, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                curve.append({"step": step, "forget_acc": accuracy_and_loss(attacked, held)[0]})
+                curve.append(_point(task, attacked, held, step))
                 attacked.train()
         accs = [c["forget_acc"] for c in curve]
         out[spec] = {"curve": curve, "final_forget_acc": accs[-1], "max_forget_acc": max(accs), "sizes": sizes}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ready2unlearn.cli.common import add_preset_run_args, console
+from ready2unlearn.config import list_presets, load_yaml
 from ready2unlearn.recipes.bench import run_bench
 
 
@@ -16,17 +18,54 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Run a benchmark matrix by the evaluation protocol: train the original model per seed, "
         "retrain the gold model per setting, unlearn with every method under the same stop rule, evaluate "
         "(UA/RA/TA, gaps, MIA, relearning), and write results.json + report.md + report.html with plots. "
-        "Re-running with the same --out resumes: finished cells are kept.",
+        "Re-running with the same --out resumes: finished cells are kept. Readiness presets (r2u ls presets: "
+        "ready_bench, e.g. text-class) and language-model presets (lm_bench: tofu-forget01/05/10) run here too.",
     )
     add_preset_run_args(p, "bench")
     p.set_defaults(func=run)
 
 
+def preset_group(preset: str) -> str:
+    """Which benchmark a preset (shipped name or YAML file) belongs to: ``bench``, ``ready_bench`` or ``lm_bench``.
+
+    A YAML file is recognised by its top-level keys (``tofu`` → lm_bench, ``groups`` → ready_bench).
+    """
+    path = Path(preset)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        keys = set(load_yaml(path))
+        return "lm_bench" if "tofu" in keys else "ready_bench" if "groups" in keys else "bench"
+    for group in ("lm_bench", "ready_bench"):
+        if preset in list_presets(group):
+            return group
+    return "bench"
+
+
 def run(args: argparse.Namespace) -> int:
-    """Runs ``r2u bench``."""
+    """Runs ``r2u bench`` (dispatching readiness and language-model presets to their runners)."""
+    group = preset_group(args.preset)
+    if group == "ready_bench":
+        from ready2unlearn.cli import ready_bench
+
+        return ready_bench.run(args)
+    if group == "lm_bench":
+        return run_lm(args)
     overrides = [*args.overrides, *([f"data_dir={args.data_dir}"] if args.data_dir else [])]
     results = run_bench(args.preset, args.out, overrides, show_progress=not args.quiet)
     console.print(f"{len(results['cells'])} cells in {results['wall_seconds']:.0f} s")
     for name in ("results.json", "report.md", "report.html"):
+        console.print(f"  {args.out}/{name}")
+    return 0
+
+
+def run_lm(args: argparse.Namespace) -> int:
+    """Runs a TOFU (``lm_bench``) preset and prints forget quality / model utility per model."""
+    from ready2unlearn.recipes.lm_bench import run_lm_bench
+
+    overrides = [*args.overrides, *([f"train.data.data_dir={args.data_dir}"] if args.data_dir else [])]
+    results = run_lm_bench(args.preset, args.out, overrides, show_progress=not args.quiet)
+    for row in results["summary"]["table"]:
+        console.print(f"  {row['model']:>9} {row['method']:>9}: forget quality {row['forget quality']:.3g}, "
+                      f"model utility {row['model utility']:.3f}")  # fmt: skip
+    for name in ("results.json", "report.md"):
         console.print(f"  {args.out}/{name}")
     return 0

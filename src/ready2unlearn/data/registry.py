@@ -28,6 +28,10 @@ class DataConfig:
         split_seed: Seed of that split (kept apart from the training seed so seeds share one split).
         train_subset: Keep a class-balanced subset of this many training rows (quick runs); ``None`` = all.
         test_subset: Likewise for the test part.
+        tokenizer: Text data only: encode with this Hugging Face tokenizer (local directory or alias such as
+            ``minilm``; extra ``hf``) instead of the built-in word vocabulary. Pair it with the same
+            checkpoint in ``model.path``.
+        max_len: Text data only: tokens per text (``null`` = the dataset's default).
     """
 
     name: str = "digits"
@@ -37,11 +41,13 @@ class DataConfig:
     split_seed: int = 0
     train_subset: int | None = None
     test_subset: int | None = None
+    tokenizer: str | None = None
+    max_len: int | None = None
 
     def __post_init__(self) -> None:
         DATASETS.get(self.name)  # unknown names fail here, with a did-you-mean
         check(0.0 < self.test_fraction < 1.0, f"data.test_fraction must be in (0, 1), got {self.test_fraction}")
-        for key in ("train_subset", "test_subset"):
+        for key in ("train_subset", "test_subset", "max_len"):
             v = getattr(self, key)
             check(v is None or v > 0, f"data.{key} must be a positive integer or null, got {v}")
 
@@ -102,12 +108,12 @@ _reg(DatasetInfo(
 ))  # fmt: skip
 _reg(DatasetInfo(
     "ag_news", "text", 4, "AG News topics (world/sports/business/tech): train.csv + test.csv",
-    ("train.csv", ("ag_news",)), lambda root, c: text.load_ag_news(root, c.verify),
+    ("train.csv", ("ag_news",)), lambda root, c: text.load_ag_news(root, c.verify, **text.options(c)),
 ))  # fmt: skip
 _reg(DatasetInfo(
     "sms_spam", "text", 2, "SMS Spam Collection v.1, 5,574 messages (ham/spam)",
     ("SMSSpamCollection.tsv", ("sms_spam",)),
-    lambda root, c: text.load_sms_spam(root, c.verify, c.test_fraction, c.split_seed),
+    lambda root, c: text.load_sms_spam(root, c.verify, c.test_fraction, c.split_seed, **text.options(c)),
 ))  # fmt: skip
 _reg(DatasetInfo(
     "tofu", "qa", 0, "TOFU fictitious-author QA (4,000 pairs, forget01/05/10 splits) for language models",

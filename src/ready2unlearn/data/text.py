@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,6 +49,20 @@ def encode(texts: Sequence[str], vocab: dict[str, int], max_len: int) -> torch.T
     return torch.from_numpy(out)
 
 
+def options(cfg: Any) -> dict[str, Any]:
+    """Loader keyword arguments from a ``DataConfig`` (tokenizer and length, when set)."""
+    out: dict[str, Any] = {"tokenizer": cfg.tokenizer}
+    if cfg.max_len is not None:
+        out["max_len"] = cfg.max_len
+    return out
+
+
+def hf_encode(texts: Sequence[str], tokenizer: Any, max_len: int) -> torch.Tensor:
+    """Token ids ``[N, max_len]`` from a Hugging Face tokenizer (special tokens added, right-padded)."""
+    enc = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_len)
+    return torch.as_tensor(enc["input_ids"], dtype=torch.int64)
+
+
 def text_split(
     name: str,
     train: tuple[list[str], np.ndarray, np.ndarray],
@@ -56,15 +71,34 @@ def text_split(
     vocab_size: int,
     max_len: int,
     meta: dict,
+    tokenizer: str | None = None,
 ) -> Split:
-    """Builds a token-id :class:`Split` from ``(texts, labels, ids)`` parts."""
-    vocab = build_vocab(train[0], vocab_size)
+    """Builds a token-id :class:`Split` from ``(texts, labels, ids)`` parts.
+
+    With ``tokenizer`` (a local Hugging Face checkpoint or alias) the texts are encoded by it, for a
+    pretrained model; otherwise by a word vocabulary built from the training texts.
+    """
+    if tokenizer is not None:
+        from ready2unlearn.integrations.hf import load_tokenizer
+
+        tok = load_tokenizer(tokenizer)
+        size = len(tok)
+        meta = {**meta, "tokenizer": tokenizer, "pad_token_id": tok.pad_token_id}
+
+        def enc(texts: list[str]) -> torch.Tensor:
+            return hf_encode(texts, tok, max_len)
+    else:
+        vocab = build_vocab(train[0], vocab_size)
+        size = len(vocab) + 2
+
+        def enc(texts: list[str]) -> torch.Tensor:
+            return encode(texts, vocab, max_len)
 
     def ds(texts: list[str], y: np.ndarray, ids: np.ndarray) -> ArrayDataset:
-        return ArrayDataset(encode(texts, vocab, max_len), torch.as_tensor(y, dtype=torch.int64), torch.as_tensor(ids))
+        return ArrayDataset(enc(texts), torch.as_tensor(y, dtype=torch.int64), torch.as_tensor(ids))
 
-    spec = DataSpec("text", (max_len,), len(class_names), class_names, vocab_size=len(vocab) + 2)
-    return Split(name, ds(*train), ds(*test), spec, {**meta, "vocab_size": len(vocab) + 2, "max_len": max_len})
+    spec = DataSpec("text", (max_len,), len(class_names), class_names, vocab_size=size)
+    return Split(name, ds(*train), ds(*test), spec, {**meta, "vocab_size": size, "max_len": max_len})
 
 
 def _csv_rows(path: Path, dataset: str, key: str | None, verify: bool) -> list[list[str]]:
@@ -91,7 +125,9 @@ def _ag_rows(path: Path, key: str, verify: bool) -> tuple[list[str], np.ndarray]
     return texts, y
 
 
-def load_ag_news(root: Path | None, verify: bool = True, vocab_size: int = 20000, max_len: int = 64) -> Split:
+def load_ag_news(
+    root: Path | None, verify: bool = True, vocab_size: int = 20000, max_len: int = 64, tokenizer: str | None = None
+) -> Split:
     """AG News, 4 topics. Uses ``train.csv`` + ``test.csv`` from the directory.
 
     With the data kit these are its 5,000/1,000-row ready split; a directory holding the official
@@ -104,7 +140,7 @@ def load_ag_news(root: Path | None, verify: bool = True, vocab_size: int = 20000
     meta = {"files": {"train": [str(train_p)], "test": [str(test_p)]}, "verified": verify}
     return text_split(
         "ag_news", (xtr, ytr, np.arange(len(ytr))), (xte, yte, np.arange(len(yte))),
-        AG_NEWS_CLASSES, vocab_size, max_len, meta,
+        AG_NEWS_CLASSES, vocab_size, max_len, meta, tokenizer,
     )  # fmt: skip
 
 
@@ -115,6 +151,7 @@ def load_sms_spam(
     split_seed: int = 0,
     vocab_size: int = 10000,
     max_len: int = 48,
+    tokenizer: str | None = None,
 ) -> Split:
     """SMS Spam Collection v.1 (5,574 messages, ham=0 / spam=1), stratified train/test split.
 
@@ -144,5 +181,5 @@ def load_sms_spam(
     meta = {"files": [str(path)], "verified": verify, "test_fraction": test_fraction, "split_seed": split_seed}
     return text_split(
         "sms_spam", ([texts[i] for i in tr], y[tr], tr), ([texts[i] for i in te], y[te], te),
-        ("ham", "spam"), vocab_size, max_len, meta,
+        ("ham", "spam"), vocab_size, max_len, meta, tokenizer,
     )  # fmt: skip

@@ -126,6 +126,28 @@ for _v in ("forget", "test"):
               (_v, "reference"), f"prediction disagreement with the retrained model on {_v}")  # fmt: skip
 
 
+def forget_quality(ref_logits: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """KS-test p-value of the forget samples' losses under the model vs under the retrained model.
+
+    TOFU's forget quality (Maini et al. 2024) compares truth-ratio distributions; a classifier has no
+    paraphrases, so the per-sample cross-entropy plays that part. 1 = indistinguishable from retraining.
+    """
+    from scipy.stats import ks_2samp
+
+    a = F.cross_entropy(logits, labels, reduction="none").numpy()
+    b = F.cross_entropy(ref_logits, labels, reduction="none").numpy()
+    return float(ks_2samp(a, b).pvalue)
+
+
+_register(
+    "forget_quality",
+    lambda o: forget_quality(o.reference["forget"], o.logits["forget"], o.labels["forget"]),
+    True,
+    ("forget", "reference"),
+    "KS p-value of forget-sample losses vs the retrained model (TOFU-style)",
+)
+
+
 def compute(out: EvalOutputs, names: list[str] | None = None) -> dict[str, float]:
     """Computes the named metrics (default: every metric whose inputs are present).
 

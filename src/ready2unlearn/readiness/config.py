@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -91,6 +92,8 @@ class ReadyConfig:
     relearn_alpha: float | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.method, Mapping):  # ReadyConfig(method={"name": "npo", "beta": 0.2}) from Python
+            self.method = method_config(self.method)
         name = self.method.name
         check(name in READY_METHODS, f"ready.method must be a gradient-ascent-family method "
               f"({', '.join(READY_METHODS)}), got {name!r}")  # fmt: skip

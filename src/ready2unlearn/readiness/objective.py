@@ -32,7 +32,7 @@ from ready2unlearn.readiness.inner import (
 )
 from ready2unlearn.readiness.sampler import RequestSampler
 from ready2unlearn.unlearn.base import Batch, UnlearningMethod, build_method
-from ready2unlearn.unlearn.task import ClassificationTask
+from ready2unlearn.unlearn.task import ClassificationTask, Task
 
 
 def readiness_loss(
@@ -97,14 +97,18 @@ class ReadinessObjective:
     Args:
         cfg: Readiness knobs.
         train: The training set (on the training device).
-        num_classes: Number of labels.
+        num_classes: Number of labels (0 for a language model: class requests do not apply).
         seed: Seeds the request draws (reseeded with ``(seed, epoch)`` at every epoch).
+        task: How the model is scored; default a :class:`ClassificationTask` over ``num_classes``. Pass a
+            :class:`~ready2unlearn.unlearn.task.CausalLMTask` for a language model.
     """
 
-    def __init__(self, cfg: ReadyConfig, train: ArrayDataset, num_classes: int, seed: int = 0):
+    def __init__(
+        self, cfg: ReadyConfig, train: ArrayDataset, num_classes: int, seed: int = 0, task: Task | None = None
+    ):
         self.cfg = cfg = cfg.resolved()
         self.seed = seed
-        self.method = build_method(cfg.method, ClassificationTask(num_classes))
+        self.method = build_method(cfg.method, task or ClassificationTask(num_classes))
         self.sampler = RequestSampler(train, cfg, num_classes, seed)
         self._epoch = -1
         self.calls = 0

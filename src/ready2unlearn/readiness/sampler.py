@@ -66,13 +66,15 @@ class RevocableSet:
     def describe(self, train: ArrayDataset) -> dict[str, Any]:
         """Card entry: the spec, sizes and a fingerprint of the revocable ids."""
         ids = np.asarray(train.ids)[self.pool].astype(np.int64)
-        return {
+        out = {
             "spec": self.spec or "all",
             "size": len(self.pool),
             "stable_size": len(self.stable) if not self.whole else 0,
             "ids_sha256": hashlib.sha256(ids.tobytes()).hexdigest()[:16],
-            "classes": sorted(int(c) for c in np.unique(train.labels[self.pool])),
         }
+        if train.y.dim() == 1:  # class labels (a language model's labels are token sequences)
+            out["classes"] = sorted(int(c) for c in np.unique(train.labels[self.pool]))
+        return out
 
 
 class RequestSampler:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ready2unlearn import resume
@@ -34,12 +33,13 @@ from ready2unlearn.config import (
 from ready2unlearn.data.augment import crop_flip
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.registry import DataConfig, load_split
-from ready2unlearn.evaluate.core import accuracy_and_loss
+from ready2unlearn.errors import ConfigError
 from ready2unlearn.models.registry import ModelConfig, build_model, count_parameters
 from ready2unlearn.optim import OptimConfig, build_optimizer, build_scheduler
 from ready2unlearn.progress import progress_bar
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.runtime import resolve_device, seed_everything
+from ready2unlearn.unlearn.task import ClassificationTask, Task
 
 RESUME_DIR = ".resume"
 
@@ -63,6 +63,10 @@ class TrainConfig:
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         ready: Ready2Unlearn readiness training (``null`` = standard training); see
             :class:`~ready2unlearn.readiness.ReadyConfig`.
+        accelerate: Run the loop through Hugging Face Accelerate (extra ``hf``). Started with
+            ``accelerate launch``, every process takes its share of each batch and gradients are averaged
+            across processes (DDP on GPUs or machines); ``batch_size`` stays the global batch. On one
+            process it is the plain loop.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -75,6 +79,7 @@ class TrainConfig:
     grad_clip: float | None = None
     device: str = "auto"
     ready: ReadyConfig | None = None
+    accelerate: bool = False
 
     def __post_init__(self) -> None:
         check(self.ready is None or self.ready.start_epoch < self.epochs,
@@ -111,8 +116,9 @@ def fit(
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     regularizer: Regularizer | None = None,
     sample_weight: torch.Tensor | None = None,
+    task: Task | None = None,
 ) -> FitResult:
-    """Trains ``model`` in place with cross-entropy on ``train``; works for any classifier ``nn.Module``.
+    """Trains ``model`` in place on ``train`` with the task loss (cross-entropy for a classifier).
 
     Args:
         model: Module mapping a batch of inputs to logits ``[B, C]``.
@@ -127,20 +133,35 @@ def fit(
             and returning ``(loss or None, parts)`` — the hook readiness training plugs into.
         sample_weight: Per-row loss weights aligned with ``train`` (e.g. down-weighting a revocable set);
             the batch loss is the weighted mean.
+        task: How batches are scored; default a :class:`ClassificationTask`. A
+            :class:`~ready2unlearn.unlearn.task.CausalLMTask` trains a language model on its label tokens
+            (then the metrics' "accuracy" is next-token accuracy). Only parameters with ``requires_grad``
+            are optimised, so a LoRA-wrapped model trains its adapters alone.
 
     Returns:
         A :class:`FitResult`; ``metrics`` holds ``train_accuracy``, ``train_loss`` and, with ``test``,
         ``test_accuracy`` and ``test_loss``.
     """
     gen = seed_everything(cfg.seed)
+    accel = _accelerator() if cfg.accelerate else None
+    if accel is not None:
+        model.to(accel.device)
     device = next(model.parameters()).device
     train_dev = train.to(device)
     if sample_weight is not None and len(sample_weight) != len(train):
         raise ValueError(f"sample_weight has {len(sample_weight)} entries for {len(train)} training rows")
     weights = None if sample_weight is None else sample_weight.to(device=device, dtype=torch.float32)
-    optimizer = build_optimizer(model.parameters(), cfg.optim)
+    task = task or ClassificationTask(0)
+    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], cfg.optim)
     steps_per_epoch = -(-len(train) // cfg.batch_size)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.epochs * steps_per_epoch, steps_per_epoch)
+    # The module the task loss runs through: DDP-wrapped under Accelerate. ``model`` stays the plain module
+    # (the regulariser and evaluation use it; it shares its parameters with the wrapper).
+    net, rank, world = model, 0, 1
+    if accel is not None:
+        net, optimizer = accel.prepare(model, optimizer)
+        rank, world = accel.process_index, accel.num_processes
+    is_main = rank == 0
 
     start_epoch, history, elapsed = 0, [], 0.0
     if resume_from_state and state_dir is not None and (Path(state_dir) / resume.STATE_JSON).is_file():
@@ -150,19 +171,20 @@ def fit(
     step = start_epoch * steps_per_epoch
     t0 = time.perf_counter()
     with progress_bar(show_progress) as bar:
-        task = bar.add_task("train", total=cfg.epochs * steps_per_epoch, completed=start_epoch * steps_per_epoch)
+        bar_id = bar.add_task("train", total=cfg.epochs * steps_per_epoch, completed=start_epoch * steps_per_epoch)
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
             total_loss, seen = 0.0, 0
             for idx in train_dev.batch_positions(cfg.batch_size, shuffle=True, generator=gen):
+                idx = idx[rank::world]  # every process draws the same permutation and takes its share
                 x, y = train_dev.x[idx], train_dev.y[idx]
                 if cfg.augment and x.dim() == 4:
                     x = crop_flip(x, gen)
                 if weights is None:
-                    loss = F.cross_entropy(model(x), y)
+                    loss = task.loss(net, x, y)
                 else:
                     w = weights[idx]
-                    loss = (F.cross_entropy(model(x), y, reduction="none") * w).sum() / w.sum().clamp_min(1e-12)
+                    loss = (task.per_sample_loss(net, x, y) * w).sum() / w.sum().clamp_min(1e-12)
                 task_loss = loss
                 if regularizer is not None:
                     extra, _ = regularizer(model, step, epoch)
@@ -170,19 +192,22 @@ def fit(
                         loss = loss + extra
                 step += 1
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                if accel is not None:
+                    accel.backward(loss)
+                else:
+                    loss.backward()
                 if cfg.grad_clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 optimizer.step()
                 scheduler.step()
                 total_loss += task_loss.item() * len(y)
                 seen += len(y)
-                bar.update(task, advance=1, description=f"epoch {epoch + 1}/{cfg.epochs} loss {task_loss.item():.3f}")
+                bar.update(bar_id, advance=1, description=f"epoch {epoch + 1}/{cfg.epochs} loss {task_loss.item():.3f}")
             row = {"epoch": epoch + 1, "train_loss_running": total_loss / seen, "lr": scheduler.get_last_lr()[0]}
             if test is not None:
-                row["test_accuracy"], row["test_loss"] = accuracy_and_loss(model, test)
+                row["test_accuracy"], row["test_loss"] = task.accuracy_and_loss(model, test)
             history.append(row)
-            if state_dir is not None:
+            if state_dir is not None and is_main:
                 seconds = elapsed + time.perf_counter() - t0
                 resume.save_state(state_dir, epoch + 1, model, optimizer, scheduler, gen,
                                   {"history": history, "seconds": seconds})  # fmt: skip
@@ -190,15 +215,27 @@ def fit(
                 on_epoch(row)
     seconds = elapsed + time.perf_counter() - t0
 
-    return FitResult(history, final_metrics(model, train, test), seconds)
+    return FitResult(history, final_metrics(model, train, test, task), seconds)
 
 
-def final_metrics(model: nn.Module, train: ArrayDataset, test: ArrayDataset | None) -> dict[str, float]:
+def _accelerator() -> Any:
+    """An ``accelerate.Accelerator`` (the process group set up by ``accelerate launch``, if any)."""
+    try:
+        from accelerate import Accelerator
+    except ImportError:
+        raise ConfigError('accelerate=true needs Hugging Face Accelerate: pip install "ready2unlearn[hf]"') from None
+    return Accelerator()
+
+
+def final_metrics(
+    model: nn.Module, train: ArrayDataset, test: ArrayDataset | None, task: Task | None = None
+) -> dict[str, float]:
     """``train_accuracy``/``train_loss`` and, with ``test``, ``test_accuracy``/``test_loss`` of a trained model."""
+    task = task or ClassificationTask(0)
     metrics: dict[str, float] = {}
-    metrics["train_accuracy"], metrics["train_loss"] = accuracy_and_loss(model, train)
+    metrics["train_accuracy"], metrics["train_loss"] = task.accuracy_and_loss(model, train)
     if test is not None:
-        metrics["test_accuracy"], metrics["test_loss"] = accuracy_and_loss(model, test)
+        metrics["test_accuracy"], metrics["test_loss"] = task.accuracy_and_loss(model, test)
     return metrics
 
 

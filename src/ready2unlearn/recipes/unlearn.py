@@ -141,8 +141,8 @@ def _unlearn_loop(
     def evaluate(step: int) -> dict[str, float]:
         nonlocal eval_seconds
         t = time.perf_counter()
-        fa, fl = accuracy_and_loss(model, forget)
-        ra, _ = accuracy_and_loss(model, retain_eval)
+        fa, fl = ctx.task.accuracy_and_loss(model, forget)
+        ra, _ = ctx.task.accuracy_and_loss(model, retain_eval)
         eval_seconds += time.perf_counter() - t
         row = {"step": step, "forget_acc": fa, "forget_loss": fl, "retain_acc": ra}
         curve.append(row)

@@ -67,6 +67,7 @@ def comparisons(cell: Mapping[str, Any]) -> list[dict[str, Any]]:
                "method": method, "targeted": cell["targeted"], "steps": run["steps"], "reached": run["reached"],
                "acc_after": run["metrics"][acc], "acc_before": run["before"]["test_acc"],
                "forget_acc_after": run["metrics"]["forget_acc"], "relearn_forget_acc": _relearn_mean(run["relearn"]),
+               "forget_quality": run["metrics"].get("forget_quality", math.nan),
                "relearn_final_forget_acc": _relearn_final(run["relearn"]),
                "retrained_acc": ref["metrics"][acc], "retrained_relearn_forget_acc": _relearn_mean(ref["relearn"]),
                "train_seconds": run["train_seconds"], "unlearn_seconds": run["seconds"],
@@ -92,7 +93,8 @@ def _stats(values: Sequence[float]) -> dict[str, float]:
     return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": len(v)}
 
 
-FIELDS = ("steps", "acc_after", "acc_before", "forget_acc_after", "relearn_forget_acc", "relearn_final_forget_acc",
+FIELDS = ("steps", "acc_after", "acc_before", "forget_acc_after", "forget_quality", "relearn_forget_acc",
+          "relearn_final_forget_acc",
           "retrained_acc",
           "retrained_relearn_forget_acc", "train_seconds", "unlearn_seconds", *TARGETS)  # fmt: skip
 
@@ -148,14 +150,15 @@ def _targets_table(targets: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _rows_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    lines = ["| group / setting | variant | method | steps | steps ratio | acc before % | acc after % | "
-             "retrained acc % | UA during relearn % | UA after relearn % | retrained UA during relearn % | "
-             "train time ratio |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| group / setting | variant | method | steps | steps ratio | acc before % | acc after % (utility) | "
+             "retrained acc % | forget quality | UA during relearn % | UA after relearn % | "
+             "retrained UA during relearn % | train time ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         lines.append(f"| {r['group']} / {r['setting']}{' *' if r['targeted'] else ''} | {r['variant']} | "
                      f"{r['method']} | {_pm(r['steps'], digits=1)} | {_pm(r['steps_ratio'])} | "
-                     f"{_pm(r['acc_before'], True)} | {_pm(r['acc_after'], True)} | {_pm(r['retrained_acc'], True)} | "
+                     f"{_pm(r['acc_before'], True)} | {_pm(r['acc_after'], True)} | "
+                     f"{_pm(r['retrained_acc'], True)} | {_pm(r['forget_quality'])} | "
                      f"{_pm(r['relearn_forget_acc'], True)} | {_pm(r['relearn_final_forget_acc'], True)} | "
                      f"{_pm(r['retrained_relearn_forget_acc'], True)} | "
                      f"{_pm(r['train_time_ratio'], digits=2)} |")  # fmt: skip
@@ -242,7 +245,9 @@ def write_readiness_report(results: Mapping[str, Any], out_dir: str | Path) -> P
              f"Training preset `{cfg['train']}` {cfg['train_overrides']}, seeds {results['seeds']}; stop rule "
              f"`{cfg['stop']['rule']}` ≤ retrained model's, budget {cfg['stop']['max_steps']} steps. "
              "Rows marked * are targeted; accuracy is test-retain accuracy for class requests, test accuracy "
-             "otherwise. Every ratio compares models of the same seed measured in the same run.", "",
+             "otherwise (the model utility of a classifier). Forget quality: KS-test p-value of the forget "
+             "samples' losses against the retrained model's (1 = indistinguishable; TOFU's notion for "
+             "classifiers). Every ratio compares models of the same seed measured in the same run.", "",
              f"## Targets ({'all met' if s['all_targets_met'] else 'not all met'})", "",
              *_targets_table(s["targets"]), "", "## All settings", "", *_rows_table(s["rows"]), ""]  # fmt: skip
     if "memory" in results:

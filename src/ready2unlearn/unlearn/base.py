@@ -21,7 +21,7 @@ from ready2unlearn.config import check, dispatch_by_name, from_dict
 from ready2unlearn.data.request import RequestViews
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.registry import Registry
-from ready2unlearn.unlearn.task import ClassificationTask, Params
+from ready2unlearn.unlearn.task import Params, Task
 
 
 @dataclass
@@ -79,7 +79,7 @@ class Batch:
 class Context:
     """What ``prepare``/``apply`` may need beyond the model and the views."""
 
-    task: ClassificationTask
+    task: Task
     generator: torch.Generator
     device: torch.device
     train_config: Mapping[str, Any] | None = None  # the original training config (retrain needs it)
@@ -101,7 +101,7 @@ class UnlearningMethod:
     iterative: ClassVar[bool] = True
     classifier_only: ClassVar[bool] = False
 
-    def __init__(self, config: MethodConfig, task: ClassificationTask) -> None:
+    def __init__(self, config: MethodConfig, task: Task) -> None:
         if not isinstance(config, self.config_cls):
             raise ConfigError(f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(config).__name__}")
         if self.classifier_only and task.kind != "classification":
@@ -163,6 +163,13 @@ class UnlearningMethod:
             raise RuntimeError("prepare() must run before loss(): no reference model")
         return self.task.logits(self.reference, x)
 
+    @torch.no_grad()
+    def reference_log_prob(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``log π_ref(y|x)`` per sample under the frozen reference model (summed over tokens for sequences)."""
+        if self.reference is None:
+            raise RuntimeError("prepare() must run before loss(): no reference model")
+        return self.task.log_prob(self.reference, x, y)
+
 
 @dataclass(frozen=True)
 class MethodInfo:
@@ -195,7 +202,7 @@ def method_config(data: Mapping[str, Any] | MethodConfig) -> MethodConfig:
     return data if isinstance(data, MethodConfig) else from_dict(MethodConfig, data, "method.")
 
 
-def build_method(cfg: MethodConfig | Mapping[str, Any], task: ClassificationTask) -> UnlearningMethod:
+def build_method(cfg: MethodConfig | Mapping[str, Any], task: Task) -> UnlearningMethod:
     """Instantiates the registered method for ``cfg``."""
     cfg = method_config(cfg)
     return METHODS.get(cfg.name).method_cls(cfg, task)

@@ -25,12 +25,7 @@ from ready2unlearn.config import check
 from ready2unlearn.data.request import RequestViews
 from ready2unlearn.unlearn.base import Batch, Context, MethodConfig, UnlearningMethod, register_method
 from ready2unlearn.unlearn.ga import check_weight
-from ready2unlearn.unlearn.task import ClassificationTask, Params
-
-
-def label_log_prob(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``log p(y|x)`` per sample, ``[B]``."""
-    return F.log_softmax(logits, -1).gather(1, y[:, None]).squeeze(1)
+from ready2unlearn.unlearn.task import Params, Task
 
 
 @dataclass
@@ -52,7 +47,7 @@ class NPOConfig(MethodConfig):
 class NPO(UnlearningMethod):
     """``loss = (2/β)·softplus(β·(log π_θ − log π_ref))`` on D_f (+ ``w_r·CE(D_r)``)."""
 
-    def __init__(self, config: MethodConfig, task: ClassificationTask) -> None:
+    def __init__(self, config: MethodConfig, task: Task) -> None:
         super().__init__(config, task)
         self.uses_retain = self.config.retain_weight > 0  # type: ignore[misc,attr-defined]
 
@@ -65,10 +60,8 @@ class NPO(UnlearningMethod):
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """The NPO loss on the forget batch, plus the optional retain cross-entropy."""
         cfg: NPOConfig = self.config  # type: ignore[assignment]
-        logits = self.task.logits(model, batch.forget_x, params)
-        log_ratio = label_log_prob(logits, batch.forget_y) - label_log_prob(
-            self.reference_logits(batch.forget_x), batch.forget_y
-        )
+        logp = self.task.log_prob(model, batch.forget_x, batch.forget_y, params)
+        log_ratio = logp - self.reference_log_prob(batch.forget_x, batch.forget_y)
         loss = (2.0 / cfg.beta) * F.softplus(cfg.beta * log_ratio).mean()
-        metrics = {"forget_loss": F.cross_entropy(logits, batch.forget_y).item(), "npo": loss.item()}
+        metrics = {"forget_loss": -logp.mean().item(), "npo": loss.item()}
         return self.add_retain_ce(model, batch, params, loss, metrics, cfg.retain_weight)

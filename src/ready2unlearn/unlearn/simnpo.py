@@ -20,8 +20,7 @@ from torch import nn
 from ready2unlearn.config import check
 from ready2unlearn.unlearn.base import Batch, MethodConfig, UnlearningMethod, register_method
 from ready2unlearn.unlearn.ga import check_weight
-from ready2unlearn.unlearn.npo import label_log_prob
-from ready2unlearn.unlearn.task import ClassificationTask, Params
+from ready2unlearn.unlearn.task import Params, Task
 
 
 @dataclass
@@ -44,7 +43,7 @@ class SimNPOConfig(MethodConfig):
 class SimNPO(UnlearningMethod):
     """``loss = (2/β)·softplus(β·log π_θ(y|x) + γ)`` on D_f (+ ``w_r·CE(D_r)``)."""
 
-    def __init__(self, config: MethodConfig, task: ClassificationTask) -> None:
+    def __init__(self, config: MethodConfig, task: Task) -> None:
         super().__init__(config, task)
         self.uses_retain = self.config.retain_weight > 0  # type: ignore[misc,attr-defined]
 
@@ -53,8 +52,8 @@ class SimNPO(UnlearningMethod):
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """The SimNPO loss on the forget batch, plus the optional retain cross-entropy."""
         cfg: SimNPOConfig = self.config  # type: ignore[assignment]
-        logits = self.task.logits(model, batch.forget_x, params)
-        logp = label_log_prob(logits, batch.forget_y)  # |y| = 1 for a class label
+        # Length-normalised log π(y|x): |y| = 1 for a class label, the answer length for a sequence.
+        logp = self.task.log_prob(model, batch.forget_x, batch.forget_y, params, normalize=True)
         loss = (2.0 / cfg.beta) * F.softplus(cfg.beta * logp + cfg.gamma).mean()
-        metrics = {"forget_loss": F.cross_entropy(logits, batch.forget_y).item(), "simnpo": loss.item()}
+        metrics = {"forget_loss": -logp.mean().item(), "simnpo": loss.item()}
         return self.add_retain_ce(model, batch, params, loss, metrics, cfg.retain_weight)
