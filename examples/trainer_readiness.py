@@ -12,6 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything below loads from loca
 
 from transformers import Trainer, TrainingArguments
 
+from ready2unlearn.data.files import data_root
 from ready2unlearn.data.lm import QATemplate, encode_qa
 from ready2unlearn.data.tofu import load_tofu
 from ready2unlearn.integrations.hf import LoraSettings, load_causal_lm, load_tokenizer
@@ -22,7 +23,7 @@ MODEL = os.environ.get("MODEL", "smollm2-135m")  # an alias, or any local Huggin
 tok = load_tokenizer(MODEL)
 model = load_causal_lm(MODEL, lora=LoraSettings(r=8, alpha=16))
 
-full, _, _ = load_tofu(None)  # the data kit (../shared/data or $R2U_DATA_DIR); any QA rows work
+full, _, _ = load_tofu(data_root())  # the data kit (../shared/data or $R2U_DATA_DIR); any QA rows work
 rows = full.rows[:40]  # two fictitious authors, 20 QA pairs each
 x, y = encode_qa(tok, rows, QATemplate(), max_len=96)
 train = [

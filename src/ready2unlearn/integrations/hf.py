@@ -23,6 +23,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,6 +157,18 @@ def apply_lora(model: nn.Module, settings: LoraSettings, task_type: str) -> nn.M
     return get_peft_model(model, cfg)
 
 
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
 class SequenceClassifier(nn.Module):
     """``input_ids [B, L] → logits [B, C]`` around ``AutoModelForSequenceClassification``.
 
@@ -187,9 +201,10 @@ def load_sequence_classifier(
     tok = load_tokenizer(str(path))
     if seed is not None:  # the new head's initialisation; None = the caller has seeded the global RNG
         torch.manual_seed(seed)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=num_labels, local_files_only=True, attn_implementation=ATTENTION
-    )
+    with _quiet_transformers():  # its load report lists the new head as "missing": expected, not news
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=num_labels, local_files_only=True, attn_implementation=ATTENTION
+        )
     if lora is not None:
         head = ["classifier"] if not lora.modules_to_save else lora.modules_to_save
         model = apply_lora(model, LoraSettings(lora.r, lora.alpha, lora.dropout, lora.target_modules, head), "SEQ_CLS")
