@@ -101,3 +101,18 @@ def toy():
     model = toy_model()
     fit(model, train, test, toy_train_config(), show_progress=False)
     return model, train, test, DeletionRequest.for_classes(1).resolve(train, test, 4)
+
+
+def train_digits(out: Path, epochs: int, hidden: int) -> Path:
+    """Trains the digits-mlp preset (quick settings) into checkpoint directory ``out``."""
+    from ready2unlearn.recipes import train as train_recipe
+
+    cfg, _ = train_recipe.load_config("digits-mlp", [f"epochs={epochs}", f"model.hidden=[{hidden}]"])
+    train_recipe.run(cfg, out, show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def digits_ckpt(tmp_path_factory) -> Path:
+    """A small trained digits checkpoint, one per test module (modules that need another size override it)."""
+    return train_digits(tmp_path_factory.mktemp("ckpt") / "digits", epochs=3, hidden=32)

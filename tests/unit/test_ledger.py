@@ -16,20 +16,11 @@ from ready2unlearn.errors import R2UError
 from ready2unlearn.ledger import Ledger, ProcessConfig, Worker, process, schema, verify_certificate
 from ready2unlearn.ledger.certificate import HASH_FIELD
 from ready2unlearn.ledger.store import CorruptModel, LedgerError
-from ready2unlearn.recipes import train as train_recipe
 from ready2unlearn.recipes.unlearn import run as unlearn_run
 from ready2unlearn.unlearn import StopConfig
 from ready2unlearn.unlearn.config import load_unlearn_config
 
 FAST = ProcessConfig(relearn_steps=5, poll_seconds=0.05)
-
-
-@pytest.fixture(scope="module")
-def digits_ckpt(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ckpt") / "digits"
-    cfg, _ = train_recipe.load_config("digits-mlp", ["epochs=3", "model.hidden=[32]"])
-    train_recipe.run(cfg, out, show_progress=False)
-    return out
 
 
 def _cfg(steps=5, method="ga"):

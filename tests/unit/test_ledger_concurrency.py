@@ -12,19 +12,10 @@ import pytest
 import ready2unlearn
 from ready2unlearn.ledger import Ledger, ProcessConfig, process, verify_certificate
 from ready2unlearn.ledger.store import LedgerError
-from ready2unlearn.recipes import train as train_recipe
 from ready2unlearn.unlearn import StopConfig
 from ready2unlearn.unlearn.config import load_unlearn_config
 
 SRC = Path(ready2unlearn.__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def digits_ckpt(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ckpt") / "digits"
-    cfg, _ = train_recipe.load_config("digits-mlp", ["epochs=3", "model.hidden=[32]"])
-    train_recipe.run(cfg, out, show_progress=False)
-    return out
 
 
 def _worker(db, *args):

@@ -10,18 +10,16 @@ from ready2unlearn.cli.main import main
 from ready2unlearn.config import from_dict
 from ready2unlearn.data import DeletionRequest
 from ready2unlearn.errors import ConfigError, R2UError, RequestError
-from ready2unlearn.recipes import train as train_recipe
 from ready2unlearn.recipes.unlearn import run
 from ready2unlearn.unlearn import StopConfig
 from ready2unlearn.unlearn.config import UnlearnConfig, load_unlearn_config
 
+from ..conftest import train_digits
+
 
 @pytest.fixture(scope="module")
 def digits_ckpt(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ckpt") / "digits"
-    cfg, _ = train_recipe.load_config("digits-mlp", ["epochs=6", "model.hidden=[64]"])
-    train_recipe.run(cfg, out, show_progress=False)
-    return out
+    return train_digits(tmp_path_factory.mktemp("ckpt") / "digits", epochs=6, hidden=64)
 
 
 def _cfg(method="ga", stop="forget_acc:chance", budget=300):

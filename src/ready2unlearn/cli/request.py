@@ -9,7 +9,7 @@ import json
 from rich.table import Table
 
 from ready2unlearn.cli.common import add_data_dir, add_quiet, console
-from ready2unlearn.cli.unlearn import overrides_from_flags
+from ready2unlearn.cli.unlearn import add_unlearn_flags, overrides_from_flags
 from ready2unlearn.ledger.process import ProcessConfig, process
 from ready2unlearn.ledger.store import Ledger, RequestRejected
 from ready2unlearn.unlearn.config import load_unlearn_config
@@ -71,16 +71,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _ledger_arg(pr)
     pr.add_argument("overrides", nargs="*", metavar="key.sub=value", help="unlearn config overrides")
     pr.add_argument("--checkpoint", metavar="DIR", help="base checkpoint (binds a new ledger; else must be a version)")
-    pr.add_argument("--method", "-m", help="unlearning method (default: the preset's, else ga)")
-    pr.add_argument("--config", "-c", metavar="PRESET|FILE", help="unlearn preset (default: the method's own)")
-    pr.add_argument("--stop", metavar="RULE", help="stop rule, as for r2u unlearn")
-    pr.add_argument("--budget", type=int, help="step budget (stop.max_steps)")
-    pr.add_argument("--epochs", type=float, help="budget in passes over the method's primary set")
-    pr.add_argument("--eval-every", type=int, help="check the stop rule every N steps")
-    pr.add_argument("--retain-floor", type=float, help="divergence if retain accuracy falls below this")
-    pr.add_argument("--lr", type=float, help="shortcut for method.lr=")
-    pr.add_argument("--seed", type=int, help="shortcut for seed=")
-    pr.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    add_unlearn_flags(pr)
     pr.add_argument("--batch", type=int, default=1, metavar="N",
                     help="serve up to N pending requests together in one unlearning run (default 1)")  # fmt: skip
     pr.add_argument("--resume", action="store_true", help="restart requests left running by a worker that died")

@@ -36,21 +36,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides (method.*, stop.*)")
     p.add_argument("--checkpoint", required=True, metavar="DIR", help="trained checkpoint directory")
     p.add_argument("--request", "-r", action="append", required=True, metavar="SPEC", help="deletion request")
-    p.add_argument("--method", "-m", help="unlearning method (default: the preset's, else ga)")
-    p.add_argument("--config", "-c", metavar="PRESET|FILE", help="unlearn preset (default: the method's own)")
-    p.add_argument("--stop", metavar="RULE", help="stop rule (see below); default: the preset's")
-    p.add_argument("--budget", type=int, help="step budget (stop.max_steps)")
-    p.add_argument("--epochs", type=float, help="budget in passes over the method's primary set (stop.epochs)")
-    p.add_argument("--eval-every", type=int, help="check the stop rule every N steps (stop.eval_every)")
-    p.add_argument("--retain-floor", type=float, help="divergence if retain accuracy falls below this")
+    add_unlearn_flags(p)
     p.add_argument("--reference", metavar="DIR", help="retrained model checkpoint (target 'reference')")
-    p.add_argument("--lr", type=float, help="shortcut for method.lr=")
-    p.add_argument("--seed", type=int, help="shortcut for seed=")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output directory")
     add_data_dir(p)
     add_quiet(p)
     p.set_defaults(func=run)
+
+
+def add_unlearn_flags(p: argparse.ArgumentParser) -> None:
+    """Adds the method/preset choice and the shortcut flags that :func:`overrides_from_flags` reads."""
+    p.add_argument("--method", "-m", help="unlearning method (default: the preset's, else ga)")
+    p.add_argument("--config", "-c", metavar="PRESET|FILE", help="unlearn preset (default: the method's own)")
+    p.add_argument("--stop", metavar="RULE", help="stop rule (r2u unlearn --help); default: the preset's")
+    p.add_argument("--budget", type=int, help="step budget (stop.max_steps)")
+    p.add_argument("--epochs", type=float, help="budget in passes over the method's primary set (stop.epochs)")
+    p.add_argument("--eval-every", type=int, help="check the stop rule every N steps (stop.eval_every)")
+    p.add_argument("--retain-floor", type=float, help="divergence if retain accuracy falls below this")
+    p.add_argument("--lr", type=float, help="shortcut for method.lr=")
+    p.add_argument("--seed", type=int, help="shortcut for seed=")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
 
 
 def overrides_from_flags(args: argparse.Namespace) -> list[str]:

@@ -167,6 +167,7 @@ class _Data:
     retain: ArrayDataset
     forget: ArrayDataset
     holdout: ArrayDataset
+    holdout_rows: list[dict[str, Any]]
     eval_sets: dict[str, list[dict[str, Any]]]
     spec: DataSpec
     info: dict[str, Any]
@@ -241,7 +242,7 @@ class LMBenchRunner:
                 "holdout_rows": len(holdout), "retain_authors": keep, "vocab_size": len(tok),
                 "answers_truncated": truncated, "eval_rows": {k: len(v) for k, v in eval_sets.items()},
                 "fingerprints": {"train": train.fingerprint(), "holdout": holdout.fingerprint()}}  # fmt: skip
-        return _Data(tok, train, views.retain, views.forget, holdout, eval_sets, spec, info)
+        return _Data(tok, train, views.retain, views.forget, holdout, holdout_rows, eval_sets, spec, info)
 
     # -- models -------------------------------------------------------------------------------------------
     def _model_dir(self, seed: int, name: str) -> Path:
@@ -293,7 +294,7 @@ class LMBenchRunner:
             out[f"{name}_token_acc"], out[f"{name}_answer_loss"] = self.task.accuracy_and_loss(model, ds)
         if self.cfg.mia:
             out["mia_auc"] = sequence_mia_auc(model, data.tokenizer, data.eval_sets["forget"],
-                                              _holdout_rows(self.cfg, data), s.template, s.max_len,
+                                              data.holdout_rows, s.template, s.max_len,
                                               batch_size=s.eval_batch_size)  # fmt: skip
         return _slim(out)
 
@@ -359,11 +360,6 @@ class LMBenchRunner:
         results["summary"] = write_lm_report(results, self.out)
         write_json(self.out / "results.json", results)
         return results
-
-
-def _holdout_rows(cfg: LMBenchConfig, data: _Data) -> list[dict[str, Any]]:
-    root = data_root(cfg.train.data.data_dir)
-    return load_tofu_file(root, HOLDOUT[cfg.tofu.forget], cfg.train.data.verify)
 
 
 def _slim(ev: dict[str, Any], examples: int = 3) -> dict[str, Any]:
