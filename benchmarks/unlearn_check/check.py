@@ -57,6 +57,7 @@ def main() -> None:
                 "retrain",
                 "--out",
                 str(ref),
+                "--overwrite",  # only reached when no finished card is there: replace a crashed attempt
             )
         ref_card = json.loads((ref / "card.json").read_text())
         for name in METHODS.names():
@@ -64,7 +65,7 @@ def main() -> None:
             if name != "retrain" and not (d / "card.json").exists():
                 r2u("unlearn", "--checkpoint", args.checkpoint, "--request", request, "--method", name,
                     "--stop", "forget_acc:reference", "--reference", str(ref), "--budget", str(args.budget),
-                    "--eval-every", str(args.eval_every), "--out", str(d))  # fmt: skip
+                    "--eval-every", str(args.eval_every), "--out", str(d), "--overwrite")  # fmt: skip
             card = json.loads((d / "card.json").read_text())
             res, m = card["unlearn"]["result"], card["metrics"]
             rows.append({

@@ -10,7 +10,7 @@ from torch import nn
 
 from ready2unlearn.artifacts import load_weights, read_card
 from ready2unlearn.data.base import DataSpec
-from ready2unlearn.errors import R2UError
+from ready2unlearn.errors import DataError
 from ready2unlearn.models.registry import ModelConfig, build_model, model_config
 from ready2unlearn.runtime import resolve_device
 
@@ -34,16 +34,19 @@ def load_checkpoint(ckpt_dir: str | Path, device: str = "cpu") -> Checkpoint:
         device: Where to put the model (``auto`` allowed).
 
     Raises:
-        R2UError: If the directory is not a valid checkpoint, the weights are corrupt, or the card does
-            not describe a registered model (checkpoints of custom modules are loaded with
-            :func:`ready2unlearn.artifacts.load_weights` into a module you build yourself).
+        R2UError: If the directory is not a valid checkpoint, the weights are corrupt or do not fit the
+            model, or the card does not describe a registered model (checkpoints of custom modules are
+            loaded with :func:`ready2unlearn.artifacts.load_weights` into a module you build yourself).
     """
     card = read_card(ckpt_dir)
     try:
         cfg = model_config(card["config"]["model"])
         spec = DataSpec.from_dict(card["data"]["spec"])
     except KeyError as e:
-        raise R2UError(f"{ckpt_dir}: card.json lacks {e}; it was not written by a ready2unlearn recipe") from None
+        raise DataError(f"{ckpt_dir}: card.json lacks {e}; it was not written by a ready2unlearn recipe") from None
+    except (TypeError, AttributeError, ValueError) as e:  # a section that is a list, a string, a bad value...
+        raise DataError(f"{ckpt_dir}: card.json has no usable model/data description ({e}); "
+                        "it was not written by a ready2unlearn recipe") from None  # fmt: skip
     dev = resolve_device(device)
     model = build_model(cfg, spec).to(dev)
     load_weights(model, ckpt_dir, dev)

@@ -213,10 +213,16 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         ConfigError: If the file is missing, unparsable, or not a mapping.
     """
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config file {str(p)!r} is a folder, not a YAML file")
     if not p.is_file():
         raise ConfigError(f"config file {str(p)!r} does not exist")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {str(p)!r} is not UTF-8 text") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {str(p)!r} ({e.strerror or e})") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {str(p)!r} is not valid YAML: {e}".splitlines()[0]) from None
     if data is None:
@@ -244,8 +250,8 @@ def resolve_preset(group: str, name_or_path: str) -> Path:
         ConfigError: If neither a shipped preset nor a file of that name exists.
     """
     p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") and p.is_file():
-        return p
+    if p.suffix in (".yaml", ".yml") and p.exists():
+        return p  # a folder or an unreadable file is reported by load_yaml, by name
     shipped = preset_dir(group) / f"{name_or_path}.yaml"
     if shipped.is_file():
         return shipped

@@ -1,4 +1,8 @@
-"""A rich progress bar that can be switched off (tests, ``--quiet``, non-interactive logs)."""
+"""A rich progress bar that can be switched off (tests, ``--quiet``, non-interactive logs).
+
+Task descriptions may quote user text (a request spec, a preset's setting), so they are shown as plain
+text: never parsed as markup (``[/]`` would raise) and without emoji codes (``:-1:`` stays as typed).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -36,11 +41,12 @@ def progress_bar(enabled: bool = True) -> Iterator[Progress | _NullProgress]:
         yield _NullProgress()
         return
     bar = Progress(
-        TextColumn("[progress.description]{task.description}"),
+        TextColumn("{task.description}", style="progress.description", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        console=Console(highlight=False, emoji=False),
         transient=True,
     )
     with bar:

@@ -4,6 +4,11 @@ After every epoch a recipe writes ``state-<epoch>.safetensors`` and then ``state
 each atomically, and only then deletes the previous epoch's tensors. Whatever moment a crash hits,
 ``state.json`` names a complete tensor file, so ``--resume`` loses at most the epoch in progress.
 No pickle is involved: optimiser tensors go to safetensors, everything else to JSON.
+
+A state that cannot be read back (a file cut short, a ``state.json`` that is not what this module wrote,
+tensors that do not fit the model) is a one-line :class:`~ready2unlearn.errors.DataError`, never a
+traceback: the run's config is checked against the state's before (see ``recipes/train.py``), so what is
+left is damage to the files.
 """
 
 from __future__ import annotations
@@ -16,9 +21,45 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ready2unlearn.artifacts import atomic_write, write_json
-from ready2unlearn.errors import R2UError
+from ready2unlearn.errors import DataError
 
 STATE_JSON = "state.json"
+
+
+def has_state(state_dir: str | Path) -> bool:
+    """Whether ``state_dir`` holds a saved state (complete or not: :func:`read_meta` tells)."""
+    return (Path(state_dir) / STATE_JSON).is_file()
+
+
+def _corrupt(d: Path, why: str) -> DataError:
+    return DataError(f"cannot resume: the saved state in {d} is corrupt ({why}); "
+                     "rerun with --overwrite instead of --resume to start over")  # fmt: skip
+
+
+def read_meta(state_dir: str | Path) -> dict[str, Any]:
+    """The JSON half of a saved state (epoch, tensor file name, optimiser/scheduler meta, ``extra``).
+
+    Raises:
+        DataError: If ``state.json`` is missing, not UTF-8 JSON, or lacks the fields :func:`save_state` writes.
+    """
+    d = Path(state_dir)
+    try:
+        meta = json.loads((d / STATE_JSON).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise _corrupt(d, f"{STATE_JSON} is not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise _corrupt(d, f"{STATE_JSON}: {e.msg}") from None
+    except OSError as e:
+        raise _corrupt(d, f"cannot read {STATE_JSON}: {e.strerror or e}") from None
+    if not isinstance(meta, dict):
+        raise _corrupt(d, f"{STATE_JSON} holds a JSON {type(meta).__name__}, not an object")
+    shape = {"epoch": int, "tensors": str, "optimizer": dict, "scheduler": dict, "extra": dict}
+    for key, kind in shape.items():
+        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
+            raise _corrupt(d, f"{STATE_JSON} has no valid {key!r}")
+    if "/" in meta["tensors"] or "\\" in meta["tensors"]:  # it names a file beside it, nothing else
+        raise _corrupt(d, f"{STATE_JSON} names the tensor file {meta['tensors']!r}")
+    return meta
 
 
 def save_state(
@@ -69,23 +110,31 @@ def load_state(
     """Restores a state written by :func:`save_state`; returns ``(finished epochs, extra)``.
 
     Raises:
-        R2UError: If there is no usable state in ``state_dir``.
+        DataError: If there is no usable state in ``state_dir`` (missing, cut short, or not fitting the model).
     """
     d = Path(state_dir)
+    meta = read_meta(d)
     try:
-        meta = json.loads((d / STATE_JSON).read_text(encoding="utf-8"))
         tensors = load_file(str(d / meta["tensors"]))
-    except (OSError, KeyError, json.JSONDecodeError) as e:
-        raise R2UError(f"cannot resume from {d}: no complete training state ({e})") from None
+    except FileNotFoundError:
+        raise _corrupt(d, f"{meta['tensors']} is missing") from None
+    except Exception as e:  # safetensors raises its own error type on a short or damaged file
+        raise _corrupt(d, f"{meta['tensors']}: {str(e).splitlines()[0]}") from None
     device = next(model.parameters()).device
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict[int, dict[str, Any]] = {int(i): dict(v) for i, v in meta["optimizer"]["state"].items()}
-    for k, v in tensors.items():
-        if k.startswith("optim."):
-            _, idx, name = k.split(".", 2)
-            state.setdefault(int(idx), {})[name] = v if name == "step" else v.to(device)
-    optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
-    scheduler.load_state_dict(meta["scheduler"])
-    torch.set_rng_state(tensors["rng.torch"])
-    generator.set_state(tensors["rng.shuffle"])
-    return int(meta["epoch"]), meta.get("extra", {})
+    try:
+        # Every piece is checked before the model is touched by a strict load: a state that does not fit
+        # raises here, not half-way through the optimiser.
+        rng_torch, rng_shuffle = tensors["rng.torch"], tensors["rng.shuffle"]
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        state: dict[int, dict[str, Any]] = {int(i): dict(v) for i, v in meta["optimizer"]["state"].items()}
+        for k, v in tensors.items():
+            if k.startswith("optim."):
+                _, idx, name = k.split(".", 2)
+                state.setdefault(int(idx), {})[name] = v if name == "step" else v.to(device)
+        optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+        scheduler.load_state_dict(meta["scheduler"])
+        torch.set_rng_state(rng_torch)
+        generator.set_state(rng_shuffle)
+    except (KeyError, ValueError, TypeError, RuntimeError, AttributeError) as e:
+        raise _corrupt(d, f"it does not fit the model and optimiser: {str(e).splitlines()[0]}") from None
+    return meta["epoch"], meta["extra"]

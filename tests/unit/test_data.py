@@ -9,6 +9,7 @@ import torch
 from ready2unlearn.data import DATASETS, DataConfig, load_qa, load_split
 from ready2unlearn.data.augment import crop_flip
 from ready2unlearn.data.files import data_root, manifest
+from ready2unlearn.data.request import DeletionRequest
 from ready2unlearn.data.text import PAD, UNK, build_vocab, encode, tokenize
 from ready2unlearn.errors import ConfigError, DataError
 
@@ -173,3 +174,9 @@ def test_cifar_uses_every_batch_present_with_global_ids(kit_dir, tmp_path):
     (d / "data_batch_3.bin").write_bytes(batch[:100])
     with pytest.raises(DataError, match="binary layout"):
         load_split(DataConfig(name="cifar10", data_dir=str(tmp_path), verify=False))
+
+
+def test_a_long_inline_id_list_is_read_as_ids_not_as_a_path():
+    # 400 ids make a string longer than any file name: it used to reach stat() and raise OSError.
+    ids = list(range(400))
+    assert DeletionRequest.parse("samples:" + ",".join(map(str, ids))).to_dict()["sample_ids"] == ids

@@ -109,7 +109,7 @@ def test_bad_requests_are_recorded_rejected(digits_ckpt, tmp_path):
 def test_cli_add_rejects_with_one_line(digits_ckpt, tmp_path, capsys):
     db = str(tmp_path / "l.db")
     assert main(["request", "add", "--ledger", db, "--kind", "class", "--target", "3", "--reason", "r"]) == 2
-    assert "not bound" in capsys.readouterr().err
+    assert "give --checkpoint" in capsys.readouterr().err and not Path(db).exists()  # nothing created
     argv = ["request", "add", "--ledger", db, "--checkpoint", str(digits_ckpt), "--kind", "class", "--reason", "r"]
     assert main([*argv, "--target", "3"]) == 0 and "#1 pending" in capsys.readouterr().out
     assert main([*argv, "--target", "99"]) == 2
@@ -253,12 +253,13 @@ def test_cli_show_lineage_and_process(digits_ckpt, tmp_path, capsys):
     chain = json.loads(capsys.readouterr().out)
     assert len(chain) == 2 and chain[1]["requests"][0]["id"] == 1 and chain[1]["served"]
     assert main(["lineage", db, chain[0]["hash"][:10]]) == 0 and "(base)" in capsys.readouterr().out
-    assert main(["lineage", db, "zzz"]) == 2 and "no model version" in capsys.readouterr().err
+    assert main(["lineage", db, "0" * 64]) == 2 and "no model version" in capsys.readouterr().err
+    assert main(["lineage", db, "zzz"]) == 2 and "hexadecimal digits" in capsys.readouterr().err
     assert main(["request", "show", "--ledger", db, "42"]) == 2
     assert main(["request", "list", "--ledger", str(tmp_path / "none.db")]) == 2
     (tmp_path / "junk.db").write_text("not a database")
     assert main(["request", "list", "--ledger", str(tmp_path / "junk.db")]) == 2
-    assert "is not a ledger database" in capsys.readouterr().err
+    assert "is not a ready2unlearn ledger" in capsys.readouterr().err
     # a registered version is accepted as --checkpoint; a foreign model is refused
     child = str(Path(db).parent / "l-store" / "models" / chain[1]["hash"])
     assert main(["request", "process", "--ledger", db, "--checkpoint", child, "-q"]) == 0

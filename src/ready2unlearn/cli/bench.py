@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ready2unlearn.cli.common import add_preset_run_args, console
+from ready2unlearn.artifacts import check_writable
+from ready2unlearn.cli.common import add_preset_run_args, console, esc
 from ready2unlearn.config import list_presets, load_yaml
 from ready2unlearn.recipes.bench import run_bench
 
@@ -42,6 +43,7 @@ def preset_group(preset: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``r2u bench`` (dispatching readiness and language-model presets to their runners)."""
+    check_writable(args.out)  # a re-run resumes in its own folder, so only writability is checked
     group = preset_group(args.preset)
     if group == "ready_bench":
         from ready2unlearn.cli import ready_bench
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     results = run_bench(args.preset, args.out, overrides, show_progress=not args.quiet)
     console.print(f"{len(results['cells'])} cells in {results['wall_seconds']:.0f} s")
     for name in ("results.json", "report.md", "report.html"):
-        console.print(f"  {args.out}/{name}")
+        console.print(f"  {esc(args.out)}/{name}", soft_wrap=True)
     return 0
 
 
@@ -64,8 +66,8 @@ def run_lm(args: argparse.Namespace) -> int:
     overrides = [*args.overrides, *([f"train.data.data_dir={args.data_dir}"] if args.data_dir else [])]
     results = run_lm_bench(args.preset, args.out, overrides, show_progress=not args.quiet)
     for row in results["summary"]["table"]:
-        console.print(f"  {row['model']:>9} {row['method']:>9}: forget quality {row['forget quality']:.3g}, "
+        console.print(f"  {esc(row['model']):>9} {esc(row['method']):>9}: forget quality {row['forget quality']:.3g}, "
                       f"model utility {row['model utility']:.3f}")  # fmt: skip
     for name in ("results.json", "report.md"):
-        console.print(f"  {args.out}/{name}")
+        console.print(f"  {esc(args.out)}/{name}", soft_wrap=True)
     return 0

@@ -1,15 +1,32 @@
-"""Shared CLI plumbing: console, common flags, and metric tables."""
+"""Shared CLI plumbing: console, common flags, and metric tables.
+
+User-supplied text (paths, request specs, ledger targets and reasons) must never reach rich as markup:
+``[/]`` in a path would raise a ``MarkupError`` and ``:-1:`` would turn into an emoji. The consoles
+therefore never expand emoji codes, and every interpolated user string goes through :func:`esc`.
+"""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, emoji=False)
+err_console = Console(stderr=True, highlight=False, emoji=False)
+
+
+def esc(value: Any) -> str:
+    """``str(value)`` with rich markup escaped, for user text inside a markup string or a table cell."""
+    return escape(str(value))
+
+
+def notice(text: str) -> None:
+    """Prints a one-line notice on stderr (``text`` is plain text, not markup)."""
+    err_console.print(esc(text), soft_wrap=True)
 
 
 def add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -38,12 +55,12 @@ def add_quiet(p: argparse.ArgumentParser) -> None:
 def metrics_table(title: str, runs: Mapping[str, Mapping[str, float]]) -> Table:
     """A table with one row per metric and one column per run (narrow terminals keep every number)."""
     metrics = sorted({k for r in runs.values() for k in r})
-    table = Table(title=title)
+    table = Table(title=esc(title))
     table.add_column("metric")
     for name in runs:
-        table.add_column(name, justify="right")
+        table.add_column(esc(name), justify="right")
     for m in metrics:
-        table.add_row(m, *(_fmt(r.get(m)) for r in runs.values()))
+        table.add_row(esc(m), *(esc(_fmt(r.get(m))) for r in runs.values()))
     return table
 
 

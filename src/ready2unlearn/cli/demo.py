@@ -15,9 +15,9 @@ from typing import Any
 
 from rich.table import Table
 
-from ready2unlearn.artifacts import now_iso, versions, write_json
+from ready2unlearn.artifacts import check_writable, now_iso, versions, write_json
 from ready2unlearn.attacks.relearn import RelearnConfig
-from ready2unlearn.cli.common import add_quiet, console
+from ready2unlearn.cli.common import add_quiet, console, esc
 from ready2unlearn.data.request import DeletionRequest
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.recipes import train as train_recipe
@@ -52,6 +52,7 @@ def _step(n: int, text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Runs ``r2u demo``."""
     out = Path(args.out)
+    check_writable(out)
     if (out / "standard" / "card.json").exists():
         raise ConfigError(f"{out} already holds a demo run; pass another --out or delete it")
     t_start = time.perf_counter()
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     cfg, preset = train_recipe.load_config("digits-mlp")
     card = train_recipe.run(cfg, out / "standard", show_progress=not quiet, producer="r2u demo",
                             extra_card={"preset": preset})  # fmt: skip
-    console.print(f"   test accuracy {card['metrics']['test_accuracy']:.4f}  →  {out / 'standard'}")
+    console.print(f"   test accuracy {card['metrics']['test_accuracy']:.4f}  →  {esc(out / 'standard')}")
 
     _step(2, f"A deletion request arrives: forget every training sample of digit 3 ({REQUEST})")
     _step(3, "Retrain from scratch without them: the gold standard every approximate method is judged against")
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     (ret_card,) = unlearn_recipe.run(out / "standard", [request], retrain_cfg, out / "retrained",
                                      show_progress=not quiet)  # fmt: skip
     ret_seconds = ret_card["unlearn"]["result"]["seconds"]
-    console.print(f"   retrained in {ret_seconds:.2f} s  →  {out / 'retrained'}")
+    console.print(f"   retrained in {ret_seconds:.2f} s  →  {esc(out / 'retrained')}")
 
     _step(4, "Unlearn with gradient ascent until the forget accuracy is the retrained model's")
     ga_cfg, _ = load_unlearn_config(None, ["stop.rule=forget_acc", "stop.target=reference", "stop.max_steps=500"],
@@ -78,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
     (ga_card,) = unlearn_recipe.run(out / "standard", [request], ga_cfg, out / "unlearned",
                                     reference=out / "retrained", show_progress=not quiet)  # fmt: skip
     res = ga_card["unlearn"]["result"]
-    console.print(f"   {res['stop_reason']} after {res['steps']} steps, {res['seconds']:.2f} s "
-                  f"({res['seconds'] / ret_seconds:.2f}× the retraining time)  →  {out / 'unlearned'}")  # fmt: skip
+    console.print(f"   {esc(res['stop_reason'])} after {res['steps']} steps, {res['seconds']:.2f} s "
+                  f"({res['seconds'] / ret_seconds:.2f}× the retraining time)  →  "
+                  f"{esc(out / 'unlearned')}")  # fmt: skip
 
     _step(5, "Verify: compare with the retrained model, attack membership, try to relearn the class")
     relearn = RelearnConfig(sets=["forget-10", "retain-only"], steps=30)
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
     _step(6, "Report")
     paths = _write_report(out, result, ga_card, ret_card)
-    console.print(f"   {paths['markdown']}\n   {paths['html']}")
+    console.print(f"   {esc(paths['markdown'])}\n   {esc(paths['html'])}")
     console.print(f"\ndone in {time.perf_counter() - t_start:.0f} s")
     return 0
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from rich.table import Table
 
+from ready2unlearn.artifacts import check_writable
 from ready2unlearn.attacks.relearn import RelearnConfig
-from ready2unlearn.cli.common import add_data_dir, console
+from ready2unlearn.cli.common import add_data_dir, console, esc
 from ready2unlearn.data.request import DeletionRequest
 from ready2unlearn.recipes.evaluate import evaluate_checkpoint, write_metrics
 
@@ -39,9 +40,14 @@ def run(args: argparse.Namespace) -> int:
     """Runs ``r2u eval``."""
     request = DeletionRequest.parse(args.request) if args.request else None
     relearn = RelearnConfig(seed=args.seed) if args.relearn else None
+    out = Path(args.out) if args.out else Path(args.checkpoint) / "metrics.json"
+    # Checked before the metrics and attacks are computed. The default lands in the checkpoint folder; when
+    # that is not a folder, loading the checkpoint reports it better.
+    if args.out or Path(args.checkpoint).is_dir():
+        check_writable(out, kind="file", flag="--out")
     result = evaluate_checkpoint(args.checkpoint, request, args.reference, relearn, args.data_dir, args.seed)
     ref = result.get("reference", {}).get("metrics", {})
-    table = Table(title=f"{args.checkpoint} — request {DeletionRequest.from_dict(result['request']).describe()}")
+    table = Table(title=esc(f"{args.checkpoint} — request {DeletionRequest.from_dict(result['request']).describe()}"))
     table.add_column("metric")
     table.add_column("model", justify="right")
     if ref:
@@ -63,8 +69,7 @@ def run(args: argparse.Namespace) -> int:
     for name, r in result.get("relearn", {}).items():
         floor = result.get("relearn_reference", {}).get(name, {}).get("final_forget_acc")
         extra = f" (retrained floor {floor:.4f})" if floor is not None else ""
-        console.print(f"relearn {name}: forget accuracy → {r['final_forget_acc']:.4f}{extra}")
-    out = Path(args.out) if args.out else Path(args.checkpoint) / "metrics.json"
+        console.print(f"relearn {esc(name)}: forget accuracy → {r['final_forget_acc']:.4f}{extra}")
     write_metrics(result, out)
-    console.print(f"wrote {out}")
+    console.print(f"wrote {esc(out)}", soft_wrap=True)
     return 0

@@ -7,7 +7,7 @@ import json
 
 from rich.table import Table
 
-from ready2unlearn.cli.common import console
+from ready2unlearn.cli.common import console, esc
 from ready2unlearn.ledger.store import Ledger
 
 
@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "with the requests served between consecutive versions.",
     )
     p.add_argument("ledger", metavar="DB", help="ledger database file")
-    p.add_argument("hash", nargs="?", metavar="HASH", help="a version's sha256 or a unique prefix")
+    p.add_argument("hash", nargs="?", metavar="HASH", help="a version's sha256 or a unique prefix (hex digits)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -44,18 +44,19 @@ def lineage_rows(ledger: Ledger, digest: str | None = None) -> list[dict]:
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``r2u lineage``."""
-    with Ledger(args.ledger, create=False) as ledger:
+    with Ledger(args.ledger, readonly=True) as ledger:
         rows = lineage_rows(ledger, args.hash)
     if args.json:
         console.print_json(json.dumps(rows))
         return 0
-    table = Table(title=f"{args.ledger}: {len(rows)} version(s), base → {'served' if rows[-1]['served'] else 'head'}")
+    end = "served" if rows[-1]["served"] else "head"
+    table = Table(title=esc(f"{args.ledger}: {len(rows)} version(s), base → {end}"))
     for col in ("#", "model", "parent", "requests served", "method", "UA", "TA", "created"):
         table.add_column(col, overflow="fold")
     for i, r in enumerate(rows):
-        reqs = ", ".join(f"#{q['id']} {q['kind']}:{q['target'][:20]}" for q in r["requests"]) or "(base)"
+        reqs = esc(", ".join(f"#{q['id']} {q['kind']}:{q['target'][:20]}" for q in r["requests"]) or "(base)")
         mark = " [green](served)[/green]" if r["served"] else ""
-        table.add_row(str(i), r["hash"][:12] + mark, (r["parent"] or "-")[:12], reqs, r["method"] or "-",
+        table.add_row(str(i), esc(r["hash"][:12]) + mark, esc((r["parent"] or "-")[:12]), reqs, esc(r["method"] or "-"),
                       _f(r["forget_acc"]), _f(r["test_acc"]), r["created"][:16].replace("T", " "))  # fmt: skip
     console.print(table)
     return 0

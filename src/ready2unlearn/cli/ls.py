@@ -7,7 +7,7 @@ import argparse
 from rich.table import Table
 
 from ready2unlearn.attacks import ATTACKS
-from ready2unlearn.cli.common import add_data_dir, console
+from ready2unlearn.cli.common import add_data_dir, console, esc
 from ready2unlearn.config import list_presets, load_yaml, resolve_preset
 from ready2unlearn.data import DATASETS
 from ready2unlearn.errors import DataError
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
                 where = info.location(args.data_dir)
             except DataError as e:
                 where = f"error: {e}"
-            table.add_row(name, info.kind, str(info.num_classes or "-"), where, info.summary)
+            table.add_row(name, info.kind, str(info.num_classes or "-"), esc(where), info.summary)
     elif args.what == "models":
         table = Table(title="models")
         for col in ("name", "inputs", "summary"):

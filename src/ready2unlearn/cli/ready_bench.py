@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ready2unlearn.cli.common import add_preset_run_args, console
+from ready2unlearn.artifacts import check_writable
+from ready2unlearn.cli.common import add_preset_run_args, console, esc
 from ready2unlearn.recipes.ready_bench import run_ready_bench
 
 
@@ -25,6 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``r2u ready-bench``."""
+    check_writable(args.out)  # before the first model is trained
     overrides = [*args.overrides, *([f"data_dir={args.data_dir}"] if args.data_dir else [])]
     results = run_ready_bench(args.preset, args.out, overrides, show_progress=not args.quiet)
     s = results["summary"]
@@ -32,5 +34,5 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"{len(results['cells'])} cells in {results['wall_seconds']:.0f} s; targets met: {met}/"
                   f"{sum(1 for t in s['targets'] if t['met'] is not None)}")  # fmt: skip
     for name in ("results.json", "report.md"):
-        console.print(f"  {args.out}/{name}")
+        console.print(f"  {esc(args.out)}/{name}", soft_wrap=True)
     return 0

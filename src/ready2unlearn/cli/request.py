@@ -1,17 +1,20 @@
-"""``r2u request``: submit, list, show and serve deletion requests recorded in a ledger."""
+"""``r2u request``: submit, list, show, serve and retry deletion requests recorded in a ledger."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
 import json
+from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 
-from ready2unlearn.cli.common import add_data_dir, add_quiet, console
+from ready2unlearn.cli.common import add_data_dir, add_quiet, console, esc
 from ready2unlearn.cli.unlearn import add_unlearn_flags, overrides_from_flags
+from ready2unlearn.errors import R2UError
 from ready2unlearn.ledger.process import ProcessConfig, process
-from ready2unlearn.ledger.store import Ledger, RequestRejected
+from ready2unlearn.ledger.store import Ledger, LedgerError, RequestRejected
 from ready2unlearn.unlearn.config import load_unlearn_config
 
 EPILOG = """the ledger is bound to the first checkpoint it is given (request add/process --checkpoint DIR): that
@@ -22,6 +25,7 @@ examples:
   r2u request list --ledger ledger.db
   r2u request process --ledger ledger.db --checkpoint runs/digits --method ga --stop forget_acc:chance
   r2u request process --ledger ledger.db --resume          # restart requests whose worker died
+  r2u request retry --ledger ledger.db 4 5                  # failed requests back to pending
   r2u lineage ledger.db
   r2u certificate verify ledger-store/certificates/req-00001/certificate.json"""
 
@@ -32,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Registers the ``request`` verb and its actions."""
     p = sub.add_parser(
         "request",
-        help="deletion-request ledger: add / list / show / process requests",
+        help="deletion-request ledger: add / list / show / process / retry requests",
         description="A durable queue of deletion requests (SQLite) with model lineage and a certificate per "
         "served request.",
         epilog=EPILOG,
@@ -86,6 +90,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_quiet(pr)
     pr.set_defaults(func=run_process)
 
+    rt = actions.add_parser(
+        "retry",
+        help="put failed requests back to pending (serve them with a working configuration)",
+        description="A request fails when its unlearning run did not forget it (stop target not reached, "
+        "divergence). Retry moves it back to pending; the next `process` serves it. The failure stays in the "
+        "event log.",
+    )
+    _ledger_arg(rt)
+    rt.add_argument("ids", nargs="+", type=int, metavar="ID", help="ids of failed requests")
+    rt.set_defaults(func=run_retry)
+
 
 def _ledger_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ledger", "-l", required=True, metavar="DB", help="ledger database file (SQLite)")
@@ -93,6 +108,9 @@ def _ledger_arg(p: argparse.ArgumentParser) -> None:
 
 def run_add(args: argparse.Namespace) -> int:
     """Runs ``r2u request add``."""
+    if not args.checkpoint and not Path(args.ledger).exists():
+        # Creating an empty ledger that no request can be validated against helps nobody.
+        raise LedgerError(f"{args.ledger} does not exist; give --checkpoint DIR to create a ledger bound to that model")
     with Ledger(args.ledger) as ledger:
         if args.checkpoint:
             ledger.bind(args.checkpoint)
@@ -100,7 +118,7 @@ def run_add(args: argparse.Namespace) -> int:
         row = ledger.add_request(args.kind, args.target, args.reason, args.submitter or _user(), split, forgotten)
     if row.status == "rejected":
         raise RequestRejected(row.id, row.note or "invalid")
-    console.print(f"request #{row.id} pending: {row.kind}:{row.target}")
+    console.print(f"request #{row.id} pending: {esc(row.kind)}:{esc(row.target)}", soft_wrap=True)
     return 0
 
 
@@ -113,20 +131,21 @@ def _user() -> str:
 
 def run_list(args: argparse.Namespace) -> int:
     """Runs ``r2u request list``."""
-    with Ledger(args.ledger, create=False) as ledger:
+    with Ledger(args.ledger, readonly=True) as ledger:
         rows = ledger.requests(args.status)
         served = ledger.served_hash()
     if args.json:
         console.print_json(json.dumps([r.to_dict() for r in rows]))
         return 0
-    table = Table(title=f"{args.ledger}: {len(rows)} request(s); served model {(served or '-')[:12]}")
+    table = Table(title=esc(f"{args.ledger}: {len(rows)} request(s); served model {(served or '-')[:12]}"))
     for col in ("id", "status", "kind", "target", "submitter", "created", "model", "note"):
         table.add_column(col, overflow="fold")
     for r in rows:
         style = STATUS_STYLE.get(r.status, "")
         model = (r.child_hash or "")[:12] if r.status == "done" else (r.phase or "")
-        table.add_row(str(r.id), f"[{style}]{r.status}[/{style}]", r.kind, _clip(r.target), r.submitter,
-                      r.created[:16].replace("T", " "), model, _clip(r.note or "", 60))  # fmt: skip
+        # Stored rows hold user text (target, submitter, reason in the note): Text cells are never markup.
+        cells = (r.kind, _clip(r.target), r.submitter, r.created[:16].replace("T", " "), model, _clip(r.note or "", 60))
+        table.add_row(str(r.id), Text(r.status, style=style), *(Text(str(c)) for c in cells))
     console.print(table)
     return 0
 
@@ -137,7 +156,7 @@ def _clip(text: str, n: int = 30) -> str:
 
 def run_show(args: argparse.Namespace) -> int:
     """Runs ``r2u request show``."""
-    with Ledger(args.ledger, create=False) as ledger:
+    with Ledger(args.ledger, readonly=True) as ledger:
         row = ledger.request(args.id)
         events = ledger.events(args.id)
         cert = str(ledger.store / row.certificate) if row.certificate else None
@@ -149,15 +168,15 @@ def run_show(args: argparse.Namespace) -> int:
     table.add_column("value", overflow="fold")
     for k, v in row.to_dict().items():
         if v not in (None, "", []) and k != "spec":
-            table.add_row(k, str(v))
+            table.add_row(k, Text(str(v)))
     if cert:
-        table.add_row("certificate path", cert)
+        table.add_row("certificate path", Text(cert))
     console.print(table)
     ev = Table(title="events")
     for col in ("time", "event", "detail"):
         ev.add_column(col, overflow="fold")
     for e in events:
-        ev.add_row(e["ts"], e["event"], json.dumps(e["detail"]))
+        ev.add_row(Text(str(e["ts"])), Text(str(e["event"])), Text(json.dumps(e["detail"])))
     console.print(ev)
     return 0
 
@@ -170,11 +189,26 @@ def run_process(args: argparse.Namespace) -> int:
         relearn=not args.no_relearn, reference=args.reference, retrain_reference=args.retrain_reference,
         data_dir=args.data_dir, show_progress=not args.quiet,
     )  # fmt: skip
-    console.print(f"[bold]process[/bold] {args.ledger}  method={cfg.method.name}  preset={preset or 'none'}")
-    summary = process(args.ledger, cfg, pcfg, checkpoint=args.checkpoint, log=lambda m: console.print(f"  {m}"))
+    console.print(f"[bold]process[/bold] {esc(args.ledger)}  method={esc(cfg.method.name)}  "
+                  f"preset={esc(preset or 'none')}", soft_wrap=True)  # fmt: skip
+    summary = process(args.ledger, cfg, pcfg, checkpoint=args.checkpoint, log=lambda m: console.print(f"  {esc(m)}"))
     console.print(
         f"served {len(summary.done)} request(s) into {len(summary.versions)} new version(s); "
         f"{len(summary.failed)} failed; {len(summary.resumed)} resumed"
         + (f"; removed {summary.orphans_removed} orphan folder(s)" if summary.orphans_removed else "")
     )
-    return 1 if summary.failed else 0
+    if summary.failed:
+        # Exit non-zero so scripts notice: these requests were not forgotten and have no certificate.
+        which = "; ".join(f"#{i}: {why}" for i, why in summary.failed.items())
+        ids = " ".join(str(i) for i in summary.failed)
+        raise R2UError(f"{len(summary.failed)} request(s) failed, not certified ({which}); fix the configuration, "
+                       f"then `r2u request retry --ledger {args.ledger} {ids}`")  # fmt: skip
+    return 0
+
+
+def run_retry(args: argparse.Namespace) -> int:
+    """Runs ``r2u request retry``."""
+    with Ledger(args.ledger, create=False) as ledger:
+        rows = ledger.retry(args.ids)
+    console.print(f"back to pending: {esc(', '.join(r.describe() for r in rows))}", soft_wrap=True)
+    return 0

@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ready2unlearn.cli.common import add_data_dir, add_quiet, console, metrics_table
+from ready2unlearn.cli.common import add_data_dir, add_quiet, console, esc, metrics_table, notice
 from ready2unlearn.config import to_dict
-from ready2unlearn.errors import ConfigError
 from ready2unlearn.recipes import train as train_recipe
 
 EPILOG = """examples:
   r2u train --dataset digits --model mlp --epochs 20 --out runs/digits
   r2u train --config fashion_mnist-cnn --out runs/fashion optim.lr=1e-3 model.hidden=256
-  r2u train --config my.yaml --out runs/x --resume      # continue an interrupted run
+  r2u train --config my.yaml --out runs/x --resume      # continue an interrupted run (same config)
+  r2u train --config my.yaml --out runs/x --resume --allow-extend epochs=40   # ... and train it longer
+  r2u train --config my.yaml --out runs/x --overwrite   # replace the run in runs/x
   r2u train --config fashion_mnist-cnn --ready --ready.revocable class:3,5,7 --out runs/ready
   r2u train --dataset digits --model mlp --ready --ready.method npo --ready.kind random ready.cap=1.5 --out runs/r
 readiness knobs not listed as flags are set as overrides: ready.efficiency=1 ready.retention=1 ready.resistance=0
@@ -46,7 +47,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--ready", action="store_true", help="train with the readiness objective (shipped defaults)")
     for flag, kind, text in READY_FLAGS:
         g.add_argument(f"--ready.{flag}", dest=f"ready_{flag}", type=kind, metavar=flag.upper(), help=text)
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in --out (refused when the config changed)")  # fmt: skip
+    p.add_argument("--allow-extend", action="store_true",
+                   help="with --resume: let epochs grow (the LR schedule stretches from where it stands)")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (its files go once the new one is written)")  # fmt: skip
     add_data_dir(p)
     add_quiet(p)
     p.set_defaults(func=run)
@@ -98,11 +104,10 @@ def run(args: argparse.Namespace) -> int:
         ready=args.ready or bool(ready),
     )
     out = Path(args.out)
-    if (out / "card.json").exists():
-        raise ConfigError(f"{out} already holds a finished checkpoint; choose another --out (or delete it)")
     mode = f"  ready (method {cfg.ready.method.name}, kind {cfg.ready.kind})" if cfg.ready else ""
-    console.print(f"[bold]train[/bold] {cfg.data.name} / {cfg.model.name}  preset={preset or 'none (defaults)'}{mode}")
-    console.print(f"  config: {to_dict(cfg)}", soft_wrap=True)
+    console.print(f"[bold]train[/bold] {esc(cfg.data.name)} / {esc(cfg.model.name)}  "
+                  f"preset={esc(preset or 'none (defaults)')}{esc(mode)}")  # fmt: skip
+    console.print(f"  config: {esc(to_dict(cfg))}", soft_wrap=True)
 
     def on_epoch(row: dict[str, float]) -> None:
         if not args.quiet:
@@ -110,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"  epoch {row['epoch']:>3}  loss {row['train_loss_running']:.4f}  test_acc {acc:.4f}")
 
     card = train_recipe.run(
-        cfg, out, resume_run=args.resume, show_progress=not args.quiet, on_epoch=on_epoch,
-        extra_card={"preset": preset},
+        cfg, out, resume_run=args.resume, allow_extend=args.allow_extend, overwrite=args.overwrite,
+        show_progress=not args.quiet, on_epoch=on_epoch, extra_card={"preset": preset}, notice=notice,
     )  # fmt: skip
     console.print(
         metrics_table(f"{cfg.data.name} / {cfg.model.name}", {"ready" if cfg.ready else "standard": card["metrics"]})
@@ -119,8 +124,8 @@ def run(args: argparse.Namespace) -> int:
     if cfg.ready is not None:
         rev = card["readiness"]["revocable"]
         console.print(
-            f"  readiness: {card['readiness']['meta_steps']} meta-steps, revocable {rev['spec']} "
+            f"  readiness: {card['readiness']['meta_steps']} meta-steps, revocable {esc(rev['spec'])} "
             f"({rev['size']} samples), {card['timing']['train_seconds']:.1f} s"
         )
-    console.print(f"wrote {out / 'model.safetensors'} and {out / 'card.json'}")
+    console.print(f"wrote {esc(out / 'model.safetensors')} and {esc(out / 'card.json')}", soft_wrap=True)
     return 0

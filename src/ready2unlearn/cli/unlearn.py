@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ready2unlearn.cli.common import add_data_dir, add_quiet, console, metrics_table
+from ready2unlearn.cli.common import add_data_dir, add_quiet, console, esc, metrics_table
 from ready2unlearn.data.request import DeletionRequest
 from ready2unlearn.recipes import unlearn as unlearn_recipe
 from ready2unlearn.unlearn.config import load_unlearn_config
@@ -38,7 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--request", "-r", action="append", required=True, metavar="SPEC", help="deletion request")
     add_unlearn_flags(p)
     p.add_argument("--reference", metavar="DIR", help="retrained model checkpoint (target 'reference')")
-    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output directory (new or empty)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (its files go once the new model is written)")  # fmt: skip
     add_data_dir(p)
     add_quiet(p)
     p.set_defaults(func=run)
@@ -78,13 +80,14 @@ def run(args: argparse.Namespace) -> int:
     """Runs ``r2u unlearn``."""
     cfg, preset = load_unlearn_config(args.config, overrides_from_flags(args) + list(args.overrides), args.method)
     requests = [DeletionRequest.parse(r) for r in args.request]
-    console.print(f"[bold]unlearn[/bold] {args.checkpoint}  method={cfg.method.name}  preset={preset or 'none'}")
+    console.print(f"[bold]unlearn[/bold] {esc(args.checkpoint)}  method={esc(cfg.method.name)}  "
+                  f"preset={esc(preset or 'none')}", soft_wrap=True)  # fmt: skip
 
     def log(req: DeletionRequest, views: Any, res: Any, before: dict, after: dict, out: Path) -> None:
         sizes = views.sizes()
-        console.print(f"  request {req.describe()}: forget {sizes['forget']}, retain {sizes['retain']} samples")
+        console.print(f"  request {esc(req.describe())}: forget {sizes['forget']}, retain {sizes['retain']} samples")
         console.print(
-            f"  stopped: {res.stop_reason} after {res.steps} steps, {res.grad_evals} gradient evaluations, "
+            f"  stopped: {esc(res.stop_reason)} after {res.steps} steps, {res.grad_evals} gradient evaluations, "
             f"{res.seconds:.2f} s" + (f" (target {res.target:.4f})" if res.target is not None else "")
         )
         keep = ("forget_accuracy", "retain_accuracy", "test_accuracy", "test_retain_accuracy", "test_forget_accuracy")
@@ -92,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
             "before": {k: v for k, v in before.items() if k in keep},
             "after": {k: v for k, v in after.items() if k in keep},
         }))  # fmt: skip
-        console.print(f"  wrote {out}")
+        console.print(f"  wrote {esc(out)}", soft_wrap=True)
 
     unlearn_recipe.run(args.checkpoint, requests, cfg, args.out, reference=args.reference, data_dir=args.data_dir,
-                       show_progress=not args.quiet, log=log)  # fmt: skip
+                       show_progress=not args.quiet, log=log, overwrite=args.overwrite)  # fmt: skip
     return 0

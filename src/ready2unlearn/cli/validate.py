@@ -6,7 +6,7 @@ import argparse
 
 from rich.table import Table
 
-from ready2unlearn.cli.common import console
+from ready2unlearn.cli.common import console, esc
 from ready2unlearn.cli.ls import PRESET_GROUPS
 from ready2unlearn.config import list_presets
 from ready2unlearn.errors import R2UError
@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
             result = "[green]ok[/green]"
         except R2UError as e:
             failed += 1
-            result = f"[red]{e}[/red]"
-        table.add_row(group, path, result)
+            result = f"[red]{esc(e)}[/red]"
+        table.add_row(group, esc(path), result)
     console.print(table)
     console.print(f"{len(targets) - failed} ok, {failed} failed")
     return 1 if failed else 0

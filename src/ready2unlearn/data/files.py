@@ -36,6 +36,8 @@ def data_root(data_dir: str | os.PathLike[str] | None = None) -> Path | None:
     for given, origin in ((data_dir, "--data-dir"), (os.environ.get(ENV_VAR) or None, f"${ENV_VAR}")):
         if given:
             p = Path(given).expanduser()
+            if p.exists() and not p.is_dir():
+                raise DataError(f"data directory {str(p)!r} (from {origin}) is a file, not a folder")
             if not p.is_dir():
                 raise DataError(f"data directory {str(p)!r} (from {origin}) does not exist")
             return p.resolve()
@@ -67,6 +69,9 @@ def find_file(root: Path | None, dataset: str, rel: str, dirs: tuple[str, ...]) 
             p = root / d / name
             if p.is_file():
                 return p
+    for d in dirs:
+        if (root / d / rel).is_dir():  # "missing" would send the user looking for a file that is there
+            raise DataError(f"{dataset}: {str(root / d / rel)!r} is a folder, not a file; put the official file there")
     raise DataError(
         f"{dataset}: file {str(root / dirs[0] / rel)!r}[.gz] is missing; copy the official file there, "
         f"or point --data-dir / ${ENV_VAR} at a directory that has {dirs[0]}/{rel}"

@@ -15,6 +15,7 @@ failure is a one-line :class:`~ready2unlearn.errors.RequestError`.
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar
@@ -76,18 +77,20 @@ class DeletionRequest:
         if self.kind == "group" and (not self.column or self.value is None):
             raise RequestError("a group request needs a column and a value (group:COLUMN=VALUE)")
         for name, ids in (("class", self.classes), ("sample id", self.sample_ids)):
+            for i in ids:
+                _check_id(i, name)
             if len(set(ids)) != len(ids):
                 raise RequestError(f"duplicate {name}s in the request: {sorted(ids)}")
 
     @classmethod
     def for_classes(cls, *classes: int) -> DeletionRequest:
         """Forget every training sample of the given labels."""
-        return cls("class", classes=tuple(int(c) for c in classes))
+        return cls("class", classes=tuple(_as_id(c, "class") for c in classes))
 
     @classmethod
     def for_samples(cls, ids: list[int] | np.ndarray | tuple[int, ...]) -> DeletionRequest:
         """Forget the samples with these ids."""
-        return cls("samples", sample_ids=tuple(int(i) for i in ids))
+        return cls("samples", sample_ids=tuple(_as_id(i, "sample id") for i in ids))
 
     @classmethod
     def for_random(cls, fraction: float, seed: int = 0) -> DeletionRequest:
@@ -262,20 +265,77 @@ class RequestViews(Generic[D]):
         return {k: len(getattr(self, k)) for k in ("forget", "retain", "test_forget", "test_retain")}
 
 
+#: Ids are stored as int64 (numpy, torch, SQLite): anything outside cannot name a sample.
+_ID_MIN, _ID_MAX = -(2**63), 2**63 - 1
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, (bool, np.bool_)) or str(getattr(value, "dtype", "")) in ("bool", "torch.bool")
+
+
+def _id_text(value: Any) -> str:
+    """How a rejected id is quoted: JSON spelling for booleans/null (what the user typed), else ``str``."""
+    if _is_bool(value) or value is None:
+        return json.dumps(None if value is None else bool(value))
+    return str(value)
+
+
+def _as_id(value: Any, name: str) -> int:
+    """``value`` as a Python int, refusing what only looks like one.
+
+    ``int(True)`` is 1, so without this a JSON ``[true]`` or a YAML ``yes`` would silently name sample 1;
+    ``int(1.5)`` would truncate. Python, numpy and torch integers (anything with ``__index__``) and digit
+    strings are fine.
+    """
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return _check_id(int(value), name)  # "12" from a text field
+    if _is_bool(value):
+        raise RequestError(f"{_id_text(value)} is not a {name} (expected an integer)")
+    try:
+        return _check_id(operator.index(value), name)
+    except TypeError:
+        raise RequestError(f"{_id_text(value)} is not a {name} (expected an integer)") from None
+
+
+def _check_id(value: Any, name: str) -> int:
+    if _is_bool(value) or not isinstance(value, (int, np.integer)):
+        raise RequestError(f"{_id_text(value)} is not a {name} (expected an integer)")
+    if not _ID_MIN <= int(value) <= _ID_MAX:
+        raise RequestError(f"{name} {value} is out of range (ids are 64-bit integers)")
+    return int(value)
+
+
 def _read_ids(spec: str) -> list[int]:
     """Ids from an inline list ``1,2,3`` or a file (JSON list, or integers separated by commas/whitespace)."""
+    # An inline list is recognised before the file system is asked: a long list is no valid path
+    # (stat() raises "File name too long"), and a file named "12,40" would be a strange thing to mean.
+    if all(part.strip().lstrip("-").isdigit() for part in spec.split(",")):
+        return [int(part) for part in spec.split(",")]
     p = Path(spec)
-    if not p.is_file():
-        if all(part.strip().lstrip("-").isdigit() for part in spec.split(",")):
-            return [int(part) for part in spec.split(",")]
-        raise RequestError(f"sample-id file {spec!r} does not exist")
-    text = p.read_text(encoding="utf-8").strip()
+    try:
+        is_dir, is_file = p.is_dir(), p.is_file()
+    except OSError as e:  # e.g. a name longer than the file system allows
+        raise RequestError(f"sample-id file {spec[:60]!r}… cannot be read ({e.strerror or e})") from None
+    if is_dir:
+        raise RequestError(f"sample-id file {spec!r} is a folder, not a file of ids")
+    if not is_file:
+        if spec.strip().lower() in ("true", "false", "yes", "no", "null", "none"):
+            raise RequestError(f"{spec.strip().lower()} is not a sample id (give ids like 12,40 or a file of ids)")
+        raise RequestError(f"sample-id file {spec!r} does not exist (or give the ids inline: samples:12,40)")
+    try:
+        text = p.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:
+        raise RequestError(f"sample-id file {spec!r} is not UTF-8 text") from None
+    except OSError as e:
+        raise RequestError(f"cannot read sample-id file {spec!r} ({e.strerror or e})") from None
     try:
         if text.startswith("["):
             ids = json.loads(text)
-            if not all(isinstance(i, int) for i in ids):
-                raise ValueError("the JSON list must hold integers")
-            return ids
+            if not isinstance(ids, list):
+                raise ValueError("the JSON must be a list of integers")
+            return [_as_id(i, "sample id") for i in ids]
         return [int(tok) for tok in text.replace(",", " ").split()]
+    except RequestError:
+        raise
     except (ValueError, json.JSONDecodeError) as e:
         raise RequestError(f"sample-id file {spec!r} must hold integer ids ({e})") from None

@@ -8,7 +8,7 @@
 """
 
 from ready2unlearn.ledger.certificate import verify_certificate, write_certificate
-from ready2unlearn.ledger.process import ProcessConfig, ProcessSummary, process
+from ready2unlearn.ledger.process import NotHonoured, ProcessConfig, ProcessSummary, process
 from ready2unlearn.ledger.store import Claim, Ledger, LedgerError, ModelVersion, RequestRejected, RequestRow, Worker
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Ledger",
     "LedgerError",
     "ModelVersion",
+    "NotHonoured",
     "ProcessConfig",
     "ProcessSummary",
     "RequestRejected",

@@ -6,8 +6,13 @@ One claim at a time, in submission order, each starting from the model the previ
 served pointer). Per claim::
 
     claim (BEGIN IMMEDIATE) ─► check the parent's hash ─► unlearn into store/tmp (the existing recipe)
-      ─► verify (the evaluation harness) ─► rename the child into models/<sha256>
+      ─► judge the run ─► verify (the evaluation harness) ─► rename the child into models/<sha256>
       ─► certificates ─► one transaction: register child + mark done + move the served pointer
+
+Only a deletion that happened is certified. A run that missed its stop target (the budget ran out first),
+diverged (and was rolled back), or left the model unchanged without its target having held from the start
+marks its request ``failed`` with the reason in the event log; it writes no certificate, registers no
+version and leaves the served pointer where it was (``r2u request retry`` puts it back in the queue).
 
 A ``kill -9`` anywhere before the last transaction leaves the request ``running`` and at worst an
 unregistered folder, which nothing reads; ``process --resume`` removes it and restarts the request from
@@ -36,11 +41,15 @@ from ready2unlearn.data.request import DeletionRequest
 from ready2unlearn.errors import R2UError, RequestError
 from ready2unlearn.evaluate.core import accuracy_and_loss
 from ready2unlearn.ledger import store as store_mod
-from ready2unlearn.ledger.certificate import write_certificate
+from ready2unlearn.ledger.certificate import OUTCOME_ALREADY_MET, OUTCOME_FORGOTTEN, SCHEMA, write_certificate
 from ready2unlearn.ledger.store import CorruptModel, Heartbeat, Ledger, LedgerError, RequestRow, Worker
 from ready2unlearn.recipes import unlearn as unlearn_recipe
 from ready2unlearn.recipes.evaluate import evaluate_checkpoint
 from ready2unlearn.unlearn.config import UnlearnConfig, load_unlearn_config
+
+
+class NotHonoured(LedgerError):
+    """The unlearning run ended without doing what the request asks: its request fails, nothing is certified."""
 
 
 @dataclass
@@ -136,6 +145,9 @@ def process(
     say = log or (lambda _msg: None)
     worker = Worker.current()
     summary = ProcessSummary()
+    if checkpoint is None and not Path(ledger_path).exists():
+        # Nothing to serve and nothing to bind: do not leave an empty ledger file behind.
+        raise LedgerError(f"{ledger_path} does not exist; give --checkpoint DIR to create a ledger bound to that model")
     with Ledger(ledger_path) as ledger:
         if checkpoint is not None:
             ledger.bind(checkpoint)
@@ -177,17 +189,21 @@ def process(
             except CorruptModel as e:
                 ledger.release(ids, worker, str(e))
                 raise
-            except RequestError as e:
+            except (RequestError, NotHonoured) as e:
                 # The request no longer fits what the model holds (cannot happen for requests validated in
-                # queue order, but a hand-edited ledger can do it): it fails, the queue goes on.
+                # queue order, but a hand-edited ledger can do it), or the run did not forget it: it fails,
+                # the served model stays, and the queue goes on from there.
                 ledger.fail(ids, worker, str(e))
+                _drop_certificates(ledger, ids)
                 summary.failed.update(dict.fromkeys(ids, str(e)))
                 say(f"failed {', '.join(f'#{i}' for i in ids)}: {e}")
             except KeyboardInterrupt:
                 ledger.release(ids, worker, "interrupted")
+                _drop_certificates(ledger, ids)
                 raise
             except Exception as e:
                 ledger.fail(ids, worker, f"{type(e).__name__}: {e}")
+                _drop_certificates(ledger, ids)
                 raise
             finally:
                 store_mod._SERVING.difference_update(ids)
@@ -196,6 +212,52 @@ def process(
 
 def _who(row: RequestRow) -> str:
     return row.worker.describe() if row.worker else "an unknown worker"
+
+
+def _drop_certificates(ledger: Ledger, ids: Sequence[int]) -> None:
+    """Removes certificates of requests that did not end done (written before a failure, or by a dead attempt).
+
+    Called only after ``fail`` / ``release`` succeeded, i.e. while the requests were still ours: a
+    certificate without a done request must not lie around where it could pass for proof.
+    """
+    for i in ids:
+        d = ledger.certificate_dir(i)
+        if d.exists():
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def judge(result: dict[str, Any], rule: str, last: dict[str, Any], parent_hash: str, child_hash: str) -> str:
+    """Whether an unlearning run did what its request needs; the certificate's ``outcome`` when it did.
+
+    Args:
+        result: The card's ``unlearn.result`` (steps, stop_reason, reached, target, restored).
+        rule: The stop rule (``steps``, ``forget_acc``, ``forget_loss``).
+        last: The last row of the unlearning curve (forget accuracy / loss where the run ended).
+        parent_hash: The model the run started from.
+        child_hash: The model it produced.
+
+    Returns:
+        :data:`OUTCOME_FORGOTTEN`, or :data:`OUTCOME_ALREADY_MET` when the target held before any step.
+
+    Raises:
+        NotHonoured: If the run diverged, missed its stop target, or changed nothing for no reason.
+    """
+    steps, reason, target = result.get("steps"), str(result.get("stop_reason")), result.get("target")
+    if reason.startswith("diverged") or result.get("restored"):
+        where = "its parent" if child_hash == parent_hash else "its last good state"
+        raise NotHonoured(f"unlearning {reason}; the model was rolled back to {where}")
+    if target is not None and result.get("reached") is not True:
+        if rule == "forget_loss":
+            got = f"forget_loss {last.get('forget_loss', float('nan')):.3f} < target {target:.4g}"
+        else:
+            got = f"forget_acc {last.get('forget_acc', float('nan')):.3f} > target {target:.4g}"
+        raise NotHonoured(f"stop target not reached: {got} after {steps} step(s) ({reason})")
+    if child_hash == parent_hash:
+        if target is not None and steps == 0 and reason == "target reached":
+            return OUTCOME_ALREADY_MET
+        raise NotHonoured(f"the unlearning run left the model unchanged ({steps} step(s), {reason}): "
+                          "nothing was forgotten")  # fmt: skip
+    return OUTCOME_FORGOTTEN
 
 
 def _combined(
@@ -250,6 +312,13 @@ def _serve(
     reference, ref_note = _reference_for(ledger, parent_dir, req, cfg, pcfg, work)
     (card,) = unlearn_recipe.run(parent_dir, [req], cfg, work / "model", reference=reference,
                                  data_dir=pcfg.data_dir, show_progress=pcfg.show_progress)  # fmt: skip
+    res = card["unlearn"]["result"]
+    try:
+        outcome = judge(res, cfg.stop.rule, (card["unlearn"].get("curve") or [{}])[-1], parent.hash,
+                        card["weights_sha256"])  # fmt: skip
+    except NotHonoured:
+        shutil.rmtree(work, ignore_errors=True)  # nothing of this run is kept: no version, no certificate
+        raise
     card["ledger"] = {"requests": ids, "batch": len(ids) > 1, "parent_sha256": parent.hash}
     write_json(work / "model" / CARD, card)  # the weights (and their hash) are unchanged
 
@@ -290,12 +359,11 @@ def _serve(
     for r in rows:
         cert_dir = ledger.certificate_dir(r.id)
         cert = _certificate(r, ids, per_request, parent, parent_dir, child_hash, child_dir, card, cfg, verification,
-                            cert_dir)  # fmt: skip
+                            cert_dir, outcome)  # fmt: skip
         certs[r.id] = str(write_certificate(cert_dir, cert).relative_to(ledger.store))
     metrics = {**card.get("metrics", {}), "verification": verification.get("metrics", {})}
     ledger.complete(ids, worker, child_hash, child_rel, {"unlearn": to_dict(cfg), "requests": ids}, metrics, certs)
     shutil.rmtree(work, ignore_errors=True)
-    res = card["unlearn"]["result"]
     say(
         f"done {', '.join(f'#{i}' for i in ids)}: model {child_hash[:12]} ({res['stop_reason']}, {res['steps']} steps;"
         f" UA {verification['metrics'].get('forget_acc', float('nan')):.3f})"
@@ -315,17 +383,25 @@ def _certificate(
     cfg: UnlearnConfig,
     verification: dict[str, Any],
     cert_dir: Path,
+    outcome: str,
 ) -> dict[str, Any]:
-    """The certificate content for one request (sealed and written by the caller)."""
+    """The certificate content for one request (sealed and written by the caller).
+
+    ``unlearning.reached`` is true by construction (:func:`judge` let the run through): the target was met,
+    or for the ``steps`` rule every step of the budget was taken, or a one-shot method was applied.
+    """
 
     def rel(p: Path) -> str:
         return os.path.relpath(p, cert_dir)
 
     forget_size = len(per_request[row.id]) if per_request else card["unlearn"]["views"]["forget"]
+    res = card["unlearn"]["result"]
+    last = (card["unlearn"].get("curve") or [{}])[-1]
     return {
         "kind": "ready2unlearn.certificate",
-        "schema": 1,
+        "schema": SCHEMA,
         "created": card["created"],
+        "outcome": outcome,
         "request": {
             "id": row.id, "kind": row.kind, "target": row.target, "spec": row.spec, "submitter": row.submitter,
             "reason": row.reason, "created": row.created, "attempts": row.attempts,
@@ -337,8 +413,11 @@ def _certificate(
                       "unchanged": child_hash == parent.hash},
         },
         "method": {"name": cfg.method.name, "config": to_dict(cfg)},
-        "unlearning": {k: card["unlearn"]["result"].get(k) for k in ("steps", "grad_evals", "seconds", "stop_reason",
-                                                                      "reached", "target")},
+        "unlearning": {
+            **{k: res.get(k) for k in ("steps", "grad_evals", "seconds", "stop_reason", "target", "restored")},
+            "rule": cfg.stop.rule, "reached": True,
+            "final": {k: last.get(k) for k in ("forget_acc", "forget_loss", "retain_acc")},
+        },
         "data": card.get("data", {}).get("fingerprints"),
         "seed": card.get("seed"),
         "verification": {k: v for k, v in verification.items() if k not in ("checkpoint", "versions", "created")},

@@ -12,6 +12,11 @@ life is ``pending → running → done | failed`` (or ``rejected`` on submission
 its worker (host, pid, process start time) and a heartbeat, so a worker that died can be told apart from
 one that is merely slow. The served-model pointer is a single row, moved in the same transaction that
 registers the child version and marks the request done.
+
+Only the write verbs (``request add``, ``process``, ``retry``) open the file for writing, and only a file
+that already is a ledger, or an empty one, is ever given the schema: a foreign SQLite file is refused
+untouched. Readers (``request list`` / ``show``, ``lineage``, ``certificate verify --ledger``) open it with
+``mode=ro`` and never migrate, so looking at a ledger never changes it.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
+import stat
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -223,34 +230,184 @@ def default_store(db: Path) -> Path:
     return db.parent / f"{db.stem}-store"
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+LEDGER_TABLES = frozenset({"meta", "requests", "models", "events"})
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+def _writable(path: Path) -> bool:
+    """Whether ``path`` may be written: the OS allows it *and* it has a write permission bit.
+
+    ``os.access`` says yes to root for any file; a ledger (or folder) whose write bits were all removed
+    was made read-only on purpose, so we honour that even then.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return os.access(path, os.W_OK) and bool(stat.S_IMODE(mode) & 0o222)
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
+
+
+def _db_error(path: Path, e: sqlite3.Error) -> LedgerError:
+    """A one-line error for an SQLite failure while opening or writing ``path``."""
+    msg = str(e)
+    if "readonly" in msg or "read-only" in msg:
+        return LedgerError(f"{path} is read-only: the ledger cannot record anything ({msg})")
+    if "locked" in msg or "busy" in msg:
+        return LedgerError(f"{path} is locked by another process ({msg}); try again")
+    if "unable to open" in msg:
+        return LedgerError(f"cannot open {path} ({msg})")
+    return LedgerError(f"{path} is not a ready2unlearn ledger ({msg})")
+
+
+def _check_header(path: Path, *, allow_empty: bool) -> None:
+    """Refuses a file that is not an SQLite database at all, before SQLite touches it."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(_SQLITE_MAGIC))
+    except OSError as e:
+        raise LedgerError(f"cannot read {path} ({e.strerror or e})") from None
+    if not head and allow_empty:
+        return
+    if not head:
+        raise LedgerError(f"{path} is not a ready2unlearn ledger (an empty file)")
+    if head != _SQLITE_MAGIC:
+        raise LedgerError(f"{path} is not a ready2unlearn ledger (not an SQLite database)")
+
+
+def _open_readonly(path: Path, timeout: float) -> sqlite3.Connection:
+    """A read-only connection (``mode=ro``) that also works in a folder we may not write.
+
+    A WAL database is read through its ``-shm`` index, which SQLite must be able to create beside the file;
+    in a read-only folder it cannot (SQLite 3.40 then fails with "attempt to write a readonly database").
+    When there is no ``-wal`` file either, nothing committed is waiting outside the main file and no writer
+    can start in that folder, so opening it ``immutable`` reads exactly what is there. With a ``-wal`` file
+    present ``immutable`` would skip its commits, so then the error stands.
+    """
+    uri = path.resolve().as_uri()
+
+    def connect(query: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(f"{uri}?{query}", uri=True, timeout=timeout, isolation_level=None,
+                               check_same_thread=False)  # fmt: skip
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    try:
+        return connect("mode=ro")
+    except sqlite3.OperationalError:
+        if _wal(path).exists() or _writable(path.parent):
+            raise
+        return connect("mode=ro&immutable=1")
+
+
+def _classify(path: Path, conn: sqlite3.Connection) -> str:
+    """``ledger``, or ``empty`` (no tables at all: it may become a ledger); raises for anything else.
+
+    Raises:
+        LedgerError: If the database holds other tables, or is a ledger written by a newer release.
+    """
+    version = schema.user_version(conn)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+              if not r[0].startswith("sqlite_")}  # fmt: skip
+    if version == 0 and not tables:
+        return "empty"
+    if version >= 1 and LEDGER_TABLES.issubset(tables):
+        if version > schema.LATEST:
+            raise LedgerError(f"the ledger has schema version {version}, newer than this release knows "
+                              f"({schema.LATEST}); upgrade ready2unlearn")  # fmt: skip
+        return "ledger"
+    shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+    raise LedgerError(f"{path} is not a ready2unlearn ledger (an SQLite database with tables {shown or 'none'}, "
+                      f"user_version {version}); it was left untouched")  # fmt: skip
+
+
 class Ledger:
     """A deletion-request ledger: requests, model versions, the served pointer and the event log.
 
     Args:
-        path: The SQLite file (created with the latest schema if missing, older schemas are migrated).
+        path: The SQLite file (created with the latest schema if missing or empty; older schemas are migrated).
         timeout: Seconds to wait for another process's write lock before giving up.
-        create: Create the file when it does not exist (readers pass ``False``).
+        create: Create the file when it does not exist.
+        readonly: Open for reading only (``mode=ro``): never creates, migrates or writes anything. An older
+            ledger is migrated in an in-memory copy, so readers see the current schema.
 
     Raises:
-        LedgerError: If the file is missing and ``create`` is false, or is not a ledger.
+        LedgerError: If the file is missing (and not to be created), is not a ledger (an SQLite file with
+            other tables is refused untouched), or a writer finds the file or its folder read-only.
     """
 
-    def __init__(self, path: str | Path, *, timeout: float = 60.0, create: bool = True) -> None:
+    def __init__(self, path: str | Path, *, timeout: float = 60.0, create: bool = True, readonly: bool = False) -> None:
         self.path = Path(path)
-        if not create and not self.path.is_file():
-            raise LedgerError(f"{self.path} does not exist; submit a request with --checkpoint to create it")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.timeout = timeout
+        self.readonly = readonly
+        if (readonly or not create) and not self.path.is_file():
+            raise LedgerError(f"{self.path} does not exist; submit a request with --checkpoint to create it")
         self.conn = sqlite3.connect(":memory:")  # replaced below; keeps close() safe if connecting fails
         try:
-            self.conn = self._connect()
-            schema.migrate(self.conn)
+            self.conn = self._open_readonly() if readonly else self._open_for_writing()
         except sqlite3.DatabaseError as e:
             self.conn.close()
-            raise LedgerError(f"{self.path} is not a ledger database ({e})") from None
+            raise _db_error(self.path, e) from None
         except BaseException:
             self.conn.close()
             raise
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        _check_header(self.path, allow_empty=False)
+        conn = _open_readonly(self.path, self.timeout)
+        try:
+            if _classify(self.path, conn) != "ledger":
+                raise LedgerError(f"{self.path} is not a ready2unlearn ledger (an empty database)")
+            if schema.user_version(conn) < schema.LATEST:
+                # An older ledger: read a migrated copy in memory; the file itself changes only when a
+                # write verb opens it.
+                mem = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+                conn.backup(mem)
+                conn.close()
+                conn = mem
+                schema.migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _open_for_writing(self) -> sqlite3.Connection:
+        folder = self.path.parent
+        if self.path.exists():
+            if not self.path.is_file():
+                raise LedgerError(f"{self.path} is not a file")
+            _check_header(self.path, allow_empty=True)
+            if not _writable(self.path):
+                raise LedgerError(f"{self.path} is read-only: the ledger cannot record anything")
+            if not _writable(folder):
+                raise LedgerError(f"{folder} is read-only: SQLite must write its journal beside {self.path.name}")
+            if self.path.stat().st_size:
+                # Look before writing: only a ledger or an empty database may be given the schema.
+                probe = _open_readonly(self.path, self.timeout)
+                try:
+                    _classify(self.path, probe)
+                finally:
+                    probe.close()
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            if not _writable(folder):
+                raise LedgerError(f"{folder} is read-only: cannot create the ledger {self.path.name} there")
+        conn = self._connect()
+        try:
+            schema.migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves (the module's implicit
@@ -275,8 +432,18 @@ class Ledger:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on any exception)."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on any exception).
+
+        Raises:
+            LedgerError: If the ledger was opened read-only, or SQLite cannot take the write lock (a read-only
+                file system, or another process holding the lock past ``timeout``).
+        """
+        if self.readonly:
+            raise LedgerError(f"{self.path} was opened read-only; this command cannot change it")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise _db_error(self.path, e) from None
         try:
             yield self.conn
         except BaseException:
@@ -445,7 +612,9 @@ class Ledger:
         Raises:
             LedgerError: If there is no such request.
         """
-        row = self.conn.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone()
+        # SQLite integers are 64-bit: a larger id (typed by a user) cannot exist, and would not even bind.
+        fits = -(2**63) <= request_id < 2**63
+        row = self.conn.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone() if fits else None
         if row is None:
             raise LedgerError(f"no request #{request_id} in {self.path}")
         return RequestRow.from_sql(row)
@@ -476,8 +645,15 @@ class Ledger:
         Raises:
             LedgerError: If no (or more than one) version matches.
         """
-        rows = self.conn.execute("SELECT * FROM models WHERE hash LIKE ? ORDER BY created", (f"{digest}%",)).fetchall()
-        if len(rows) != 1 or not digest:
+        prefix = digest.strip().lower()
+        if not prefix:
+            raise LedgerError("no model hash given")
+        if len(prefix) > 64 or not _HEX.fullmatch(prefix):
+            raise LedgerError(f"{digest!r} is not a sha256 hash or prefix: use hexadecimal digits (0-9, a-f) only")
+        # Compare the prefix literally: with LIKE, '_' and '%' in user input would act as wildcards.
+        rows = self.conn.execute("SELECT * FROM models WHERE substr(hash, 1, ?) = ? ORDER BY created, rowid",
+                                 (len(prefix), prefix)).fetchall()  # fmt: skip
+        if len(rows) != 1:
             what = "no model version" if not rows else f"{len(rows)} model versions"
             raise LedgerError(f"{what} in {self.path} match hash {digest!r}")
         return ModelVersion.from_sql(rows[0])
@@ -493,7 +669,12 @@ class Ledger:
 
     def lineage(self, digest: str | None = None) -> list[ModelVersion]:
         """The chain of versions from the root to ``digest`` (default: the served model)."""
-        head = self.model(digest) if digest else self.model(self.served_hash() or "")
+        if digest is None:
+            served = self.served_hash()
+            if served is None:
+                raise LedgerError(f"{self.path} is not bound to a model yet: it has no lineage")
+            digest = served
+        head = self.model(digest)
         chain = [head]
         while chain[-1].parent_hash is not None:
             chain.append(self.model(chain[-1].parent_hash))
@@ -612,6 +793,47 @@ class Ledger:
                 c.execute("UPDATE requests SET status = 'failed', phase = NULL, note = ?, finished_at = ? "
                           "WHERE id = ?", (error, now_iso(), r.id))  # fmt: skip
                 self._event("failed", r.id, error=error)
+
+    def retry(self, ids: Sequence[int]) -> list[RequestRow]:
+        """Puts ``failed`` requests back to ``pending``, so the next ``process`` serves them (all or none).
+
+        Args:
+            ids: Request ids; each must exist and be ``failed``.
+
+        Returns:
+            The requests, now pending.
+
+        Raises:
+            LedgerError: If an id is unknown or not failed, or the same deletion is pending, running or done
+                under another request (retrying it would serve it twice); nothing is changed then.
+        """
+        if not ids:
+            raise LedgerError("give the id of at least one failed request")
+        with self.transaction() as c:
+            rows = [self.request(i) for i in dict.fromkeys(ids)]
+            for r in rows:
+                if r.status != "failed":
+                    raise LedgerError(f"request #{r.id} is {r.status}, not failed: only failed requests can be retried")
+            active = [RequestRow.from_sql(x) for x in c.execute(
+                "SELECT * FROM requests WHERE status IN ('pending', 'running', 'done') ORDER BY id")]  # fmt: skip
+            for r in rows:
+                key = dedup_key(r.request)
+                dup = next((a for a in active if a.spec and dedup_key(a.request) == key), None)
+                if dup is not None:
+                    raise LedgerError(f"request #{r.id} cannot be retried: #{dup.id} ({dup.status}) asks for the "
+                                      "same deletion")  # fmt: skip
+                active.append(r)  # two failed copies of one deletion: only the first may come back
+            for r in rows:
+                c.execute(
+                    "UPDATE requests SET status = 'pending', phase = NULL, note = NULL, worker_pid = NULL, "
+                    "worker_host = NULL, worker_start = NULL, claimed_at = NULL, heartbeat = NULL, batch_id = NULL, "
+                    "parent_hash = NULL, child_hash = NULL, finished_at = NULL, certificate = NULL "
+                    "WHERE id = ? AND status = 'failed'",
+                    (r.id,),
+                )  # fmt: skip
+                # The failure stays in the log (append-only); the new event says why the request is back.
+                self._event("retried", r.id, reason="retry", previous_error=r.note)
+        return [self.request(r.id) for r in rows]
 
     def complete(
         self,

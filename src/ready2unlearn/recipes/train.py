@@ -5,10 +5,17 @@ Launch: ``r2u train --config fashion-cnn --out runs/fashion`` (or ``--dataset di
 The loop is deliberately plain (nanochat style): shuffle, forward, cross-entropy, backward, step, and
 once per epoch an evaluation and a crash-safe state save. :func:`fit` works on any ``nn.Module`` and any
 :class:`~ready2unlearn.data.ArrayDataset`; :func:`run` adds data loading, model building and the artifact.
+
+Two guards keep a bad run from producing a bad artifact: a non-finite loss (checked before the step that
+would spread it into the weights) or non-finite weights at the end of an epoch stop training with
+:class:`TrainingDiverged`; and ``--resume`` continues only the run it was saved by — the state records the
+resolved config, and any difference but a longer ``epochs`` (with ``allow_extend``) is refused.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -20,7 +27,16 @@ import torch
 from torch import nn
 
 from ready2unlearn import resume
-from ready2unlearn.artifacts import now_iso, save_checkpoint, versions
+from ready2unlearn.artifacts import (
+    CARD,
+    RESUME_DIR,
+    clear_run_files,
+    now_iso,
+    prepare_out_dir,
+    remove_created,
+    save_checkpoint,
+    versions,
+)
 from ready2unlearn.config import (
     apply_overrides,
     check,
@@ -33,7 +49,7 @@ from ready2unlearn.config import (
 from ready2unlearn.data.augment import crop_flip
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.registry import DataConfig, load_split
-from ready2unlearn.errors import ConfigError
+from ready2unlearn.errors import ConfigError, R2UError
 from ready2unlearn.models.registry import ModelConfig, build_model, count_parameters
 from ready2unlearn.optim import OptimConfig, build_optimizer, build_scheduler
 from ready2unlearn.progress import progress_bar
@@ -41,7 +57,8 @@ from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.runtime import resolve_device, seed_everything
 from ready2unlearn.unlearn.task import ClassificationTask, Task
 
-RESUME_DIR = ".resume"
+#: Config keys a resumed run may change: where it runs and where the (fingerprint-checked) files are.
+RESUME_MAY_CHANGE = ("device", "data.data_dir")
 
 #: ``regularizer(model, step, epoch) -> (extra loss or None, parts)``: added to the task loss by :func:`fit`.
 Regularizer = Callable[[nn.Module, int, int], tuple["torch.Tensor | None", dict[str, float]]]
@@ -95,6 +112,10 @@ def _default_model() -> ModelConfig:
     return MLPConfig()
 
 
+class TrainingDiverged(ConfigError):
+    """The loss or the weights became non-finite (NaN/inf): the run stops before writing anything."""
+
+
 @dataclass
 class FitResult:
     """What :func:`fit` returns: per-epoch history, final metrics and wall-clock seconds."""
@@ -112,6 +133,7 @@ def fit(
     *,
     state_dir: str | Path | None = None,
     resume_from_state: bool = False,
+    allow_extend: bool = False,
     show_progress: bool = True,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     regularizer: Regularizer | None = None,
@@ -125,8 +147,12 @@ def fit(
         train: Training data.
         test: Evaluated after every epoch when given.
         cfg: Epochs, batch size, optimiser, seed... (``cfg.data``/``cfg.model`` are not used here).
-        state_dir: Where to save crash-safe state after each epoch (``None`` = don't).
-        resume_from_state: Continue from the state in ``state_dir`` if one exists.
+        state_dir: Where to save crash-safe state after each epoch (``None`` = don't). The state records
+            ``to_dict(cfg)``.
+        resume_from_state: Continue from the state in ``state_dir`` if one exists; it must have been saved
+            with the same config (``device`` and ``data.data_dir`` aside).
+        allow_extend: When resuming, also accept a larger ``epochs`` (the LR schedule is stretched to the
+            new length from where it stands).
         show_progress: Show a progress bar.
         on_epoch: Called with each epoch's metrics row.
         regularizer: Extra loss added to every step's task loss, called as ``regularizer(model, step, epoch)``
@@ -141,6 +167,12 @@ def fit(
     Returns:
         A :class:`FitResult`; ``metrics`` holds ``train_accuracy``, ``train_loss`` and, with ``test``,
         ``test_accuracy`` and ``test_loss``.
+
+    Raises:
+        TrainingDiverged: If a loss or, at the end of an epoch, a weight is NaN or infinite. The model keeps
+            the weights of the last finite step; no state is saved for the epoch that diverged.
+        ConfigError: If the state to resume from was saved with another config.
+        DataError: If the state to resume from is corrupt.
     """
     gen = seed_everything(cfg.seed)
     accel = _accelerator() if cfg.accelerate else None
@@ -164,7 +196,9 @@ def fit(
     is_main = rank == 0
 
     start_epoch, history, elapsed = 0, [], 0.0
-    if resume_from_state and state_dir is not None and (Path(state_dir) / resume.STATE_JSON).is_file():
+    config = to_dict(cfg)
+    if resume_from_state and state_dir is not None and resume.has_state(state_dir):
+        check_resume(state_dir, config, allow_extend)
         start_epoch, extra = resume.load_state(state_dir, model, optimizer, scheduler, gen)
         history, elapsed = extra.get("history", []), float(extra.get("seconds", 0.0))
 
@@ -175,7 +209,7 @@ def fit(
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
             total_loss, seen = 0.0, 0
-            for idx in train_dev.batch_positions(cfg.batch_size, shuffle=True, generator=gen):
+            for batch_no, idx in enumerate(train_dev.batch_positions(cfg.batch_size, shuffle=True, generator=gen)):
                 idx = idx[rank::world]  # every process draws the same permutation and takes its share
                 x, y = train_dev.x[idx], train_dev.y[idx]
                 if cfg.augment and x.dim() == 4:
@@ -191,6 +225,12 @@ def fit(
                     if extra is not None:
                         loss = loss + extra
                 step += 1
+                # Checked before backward/step, so the model keeps the last finite weights. (Under Accelerate
+                # each process checks its own share; a NaN there is a NaN in the averaged update too.)
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise TrainingDiverged(f"training diverged at epoch {epoch + 1} step {batch_no + 1}: loss is "
+                                           f"{value}; lower optim.lr (now {cfg.optim.lr:g})")  # fmt: skip
                 optimizer.zero_grad(set_to_none=True)
                 if accel is not None:
                     accel.backward(loss)
@@ -203,6 +243,9 @@ def fit(
                 total_loss += task_loss.item() * len(y)
                 seen += len(y)
                 bar.update(bar_id, advance=1, description=f"epoch {epoch + 1}/{cfg.epochs} loss {task_loss.item():.3f}")
+            if not all(torch.isfinite(p).all() for p in model.parameters()):
+                raise TrainingDiverged(f"training diverged in epoch {epoch + 1}: the weights are no longer finite; "
+                                       f"lower optim.lr (now {cfg.optim.lr:g})")  # fmt: skip
             row = {"epoch": epoch + 1, "train_loss_running": total_loss / seen, "lr": scheduler.get_last_lr()[0]}
             if test is not None:
                 row["test_accuracy"], row["test_loss"] = task.accuracy_and_loss(model, test)
@@ -210,12 +253,70 @@ def fit(
             if state_dir is not None and is_main:
                 seconds = elapsed + time.perf_counter() - t0
                 resume.save_state(state_dir, epoch + 1, model, optimizer, scheduler, gen,
-                                  {"history": history, "seconds": seconds})  # fmt: skip
+                                  {"history": history, "seconds": seconds, "config": config})  # fmt: skip
             if on_epoch is not None:
                 on_epoch(row)
     seconds = elapsed + time.perf_counter() - t0
 
     return FitResult(history, final_metrics(model, train, test, task), seconds)
+
+
+def check_resume(state_dir: str | Path, config: dict[str, Any], allow_extend: bool = False) -> None:
+    """Refuses to resume a saved state into a run whose config differs from the one that saved it.
+
+    Weights, optimiser moments and the LR schedule come from the saved run, so any other config would
+    give a model whose card describes settings it was not trained with (or, for another architecture, a
+    state that does not even load). Only ``device``/``data.data_dir`` may change, and with ``allow_extend``
+    a larger ``epochs``.
+
+    Args:
+        state_dir: The ``.resume`` folder.
+        config: ``to_dict`` of the config the run would continue with.
+        allow_extend: Accept a larger ``epochs``.
+
+    Raises:
+        ConfigError: Listing every differing key as ``key: saved → now``.
+        DataError: If the state is corrupt or does not record its config.
+    """
+    saved = resume.read_meta(state_dir)["extra"].get("config")
+    if not isinstance(saved, dict):
+        raise ConfigError(f"cannot resume: the saved state in {state_dir} does not record its config (written by an "
+                          "older version); rerun with --overwrite instead of --resume to start over")  # fmt: skip
+    changes = [(k, a, b) for k, a, b in config_changes(saved, config) if k not in RESUME_MAY_CHANGE]
+    grows = any(k == "epochs" and isinstance(a, int) and isinstance(b, int) and b > a for k, a, b in changes)
+    if allow_extend and grows:
+        changes = [c for c in changes if c[0] != "epochs"]
+    if not changes:
+        return
+    listed = "; ".join(f"{k}: {_show(a)} → {_show(b)}" for k, a, b in changes)
+    hint = ", or pass --allow-extend to train more epochs" if grows and not allow_extend else ""
+    shrinks = allow_extend and any(k == "epochs" for k, _, _ in changes)
+    shrink = " (--allow-extend only lets epochs grow)" if shrinks else ""
+    raise ConfigError(f"cannot resume: the config changed ({listed}){shrink}; rerun with --overwrite instead of "
+                      f"--resume to start over{hint}")  # fmt: skip
+
+
+_ABSENT = object()
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted key, old value, new value)`` for every leaf that differs, sorted by key."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, _ABSENT), new.get(key, _ABSENT)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_changes(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append((f"{prefix}{key}", a, b))
+    return out
+
+
+def _show(value: Any) -> str:
+    if value is _ABSENT:
+        return "(absent)"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
 
 
 def _accelerator() -> Any:
@@ -244,38 +345,96 @@ def run(
     out_dir: str | Path,
     *,
     resume_run: bool = False,
+    allow_extend: bool = False,
+    overwrite: bool = False,
     show_progress: bool = True,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     producer: str = "r2u train",
     extra_card: dict[str, Any] | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Loads data, builds the model, trains, and writes ``model.safetensors`` + ``card.json``.
+
+    ``out_dir`` is checked before anything is loaded: it must be writable and empty (or missing), unless
+    ``resume_run`` continues the run in it or ``overwrite`` replaces the run in it. A run that fails with
+    a user-facing error (divergence, a bad state to resume) removes what it created, so it leaves
+    nothing; a crash or Ctrl-C keeps ``out_dir/.resume`` for ``resume_run``.
 
     Args:
         cfg: Resolved training config.
         out_dir: Output directory; crash-safe state lives in ``out_dir/.resume`` until the run ends.
-        resume_run: Continue an interrupted run from its saved state.
+        resume_run: Continue an interrupted run from its saved state (starts from scratch, and says so
+            through ``notice``, when there is none).
+        allow_extend: With ``resume_run``, accept a larger ``epochs`` than the saved run's.
+        overwrite: Replace the earlier run's files in ``out_dir`` once this run has succeeded (other files
+            are left alone).
         show_progress: Show a progress bar.
         on_epoch: Per-epoch callback (the CLI prints a metrics line).
         producer: Recorded in the card (which command made the checkpoint).
         extra_card: Additional card fields (e.g. the preset name).
+        notice: Receives one-line remarks for the user (the CLI prints them on stderr).
 
     Returns:
         The card that was written.
+
+    Raises:
+        ConfigError: On an unusable ``out_dir``, a config that differs from the state's, or divergence.
+        DataError: On missing data files or a corrupt resume state.
     """
     out = Path(out_dir)
+    state_dir = out / RESUME_DIR
+    if allow_extend and not resume_run:
+        raise ConfigError("--allow-extend only applies with --resume (it lets a resumed run train more epochs)")
+    created = prepare_out_dir(out, overwrite=overwrite, resume=resume_run)
+    resuming = resume_run and resume.has_state(state_dir)
+    if resume_run and not resuming and (out / CARD).is_file():
+        raise ConfigError(f"{out} already holds a finished checkpoint: nothing to resume "
+                          "(pass --overwrite instead of --resume to train it again)")  # fmt: skip
+    if resuming:
+        check_resume(state_dir, to_dict(cfg), allow_extend)  # before any data is loaded
+    elif resume_run and notice is not None:
+        notice(f"no saved state in {state_dir}: starting from scratch")
+    try:
+        card = _train_and_save(cfg, out, state_dir, resuming, allow_extend, overwrite, show_progress, on_epoch,
+                               producer, extra_card)  # fmt: skip
+    except R2UError:
+        # A user-facing failure (divergence, data, a corrupt state) leaves the folder as it found it. A
+        # resumed run's state stays: it is the last good epoch, and it was there before this run.
+        if created is not None:
+            remove_created(out, created)
+        elif not resuming:
+            shutil.rmtree(state_dir, ignore_errors=True)
+        raise
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return card
+
+
+def _train_and_save(
+    cfg: TrainConfig,
+    out: Path,
+    state_dir: Path,
+    resuming: bool,
+    allow_extend: bool,
+    overwrite: bool,
+    show_progress: bool,
+    on_epoch: Callable[[dict[str, float]], None] | None,
+    producer: str,
+    extra_card: dict[str, Any] | None,
+) -> dict[str, Any]:
     split = load_split(cfg.data)
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)  # model initialisation is part of what the seed fixes
     model = build_model(cfg.model, split.spec).to(device)
-    state_dir = out / RESUME_DIR
     objective = None
     if cfg.ready is not None:
         from ready2unlearn.readiness.objective import ReadinessObjective
 
         objective = ReadinessObjective(cfg.ready, split.train.to(device), split.spec.num_classes, cfg.seed)
-    result = fit(model, split.train, split.test, cfg, state_dir=state_dir, resume_from_state=resume_run,
-                 show_progress=show_progress, on_epoch=on_epoch, regularizer=objective)  # fmt: skip
+    if not resuming:
+        shutil.rmtree(state_dir, ignore_errors=True)  # a replaced (--overwrite) run's state must not live on
+    result = fit(model, split.train, split.test, cfg, state_dir=state_dir, resume_from_state=resuming,
+                 allow_extend=allow_extend, show_progress=show_progress, on_epoch=on_epoch,
+                 regularizer=objective)  # fmt: skip
     if objective is not None:
         extra_card = {**(extra_card or {}), "readiness": objective.summary(split.train)}
     card = {
@@ -299,9 +458,9 @@ def run(
         "lineage": {"parent": None, "requests": []},
         **(extra_card or {}),
     }
-    card = save_checkpoint(model, out, card)
-    shutil.rmtree(state_dir, ignore_errors=True)
-    return card
+    if overwrite:
+        clear_run_files(out, keep=(RESUME_DIR,))  # the state stays until the new card is written
+    return save_checkpoint(model, out, card)
 
 
 def load_config(

@@ -23,13 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ready2unlearn.artifacts import now_iso, save_checkpoint, versions
+from ready2unlearn.artifacts import clear_run_files, now_iso, prepare_out_dir, remove_created, save_checkpoint, versions
 from ready2unlearn.checkpoint import load_checkpoint
 from ready2unlearn.config import from_dict, to_dict
 from ready2unlearn.data.base import ArrayDataset, Split
 from ready2unlearn.data.registry import load_split
 from ready2unlearn.data.request import DeletionRequest, RequestViews
-from ready2unlearn.errors import R2UError, RequestError
+from ready2unlearn.errors import ConfigError, DataError, R2UError, RequestError
 from ready2unlearn.evaluate.core import accuracy_and_loss
 from ready2unlearn.models.registry import build_model
 from ready2unlearn.progress import progress_bar
@@ -249,7 +249,7 @@ def load_matching_split(card: dict[str, Any], data_dir: str | None = None) -> tu
     """Loads the dataset a checkpoint was trained on and checks its fingerprints against the card.
 
     Raises:
-        R2UError: If the data differs from what the checkpoint was trained on.
+        DataError: If the data differs from what the checkpoint was trained on.
     """
     from ready2unlearn.recipes.train import TrainConfig
 
@@ -260,7 +260,7 @@ def load_matching_split(card: dict[str, Any], data_dir: str | None = None) -> tu
     split = load_split(train_cfg.data)
     expected = card.get("data", {}).get("fingerprints")
     if expected and split.fingerprints() != expected:
-        raise R2UError(
+        raise DataError(
             f"the checkpoint was trained on different data than {train_cfg.data.name!r} gives now "
             f"(fingerprint {expected['train']} vs {split.fingerprints()['train']}): use the same files and split"
         )
@@ -300,12 +300,13 @@ def run(
     data_dir: str | None = None,
     show_progress: bool = True,
     log: Any = None,
+    overwrite: bool = False,
 ) -> list[dict[str, Any]]:
     """Serves ``requests`` in order, writing one checkpoint per request with lineage.
 
     One request writes into ``out_dir``; several write ``out_dir/req-01``, ``req-02``..., each the
-    parent of the next. Every request is validated before any unlearning starts, so a bad one writes
-    nothing.
+    parent of the next. ``out_dir`` and every request are validated before any unlearning starts, so a
+    bad one writes nothing; a run that fails later with a user-facing error removes what it created.
 
     Args:
         checkpoint: Parent checkpoint directory.
@@ -318,12 +319,40 @@ def run(
         show_progress: Show progress bars.
         log: Optional callback ``log(request, views, result, metrics_before, metrics_after, out_dir)``
             called after each request (the CLI prints its summary from it).
+        overwrite: ``out_dir`` may hold an earlier run: its files are replaced once this run succeeds
+            (without it, a non-empty ``out_dir`` is refused).
 
     Returns:
         The cards written, in order.
     """
     if not requests:
         raise RequestError("no deletion request given")
+    out = Path(out_dir)
+    for other, flag in ((checkpoint, "--checkpoint"), (reference, "--reference")):
+        if other is not None and Path(other).exists() and out.exists() and out.resolve() == Path(other).resolve():
+            raise ConfigError(f"--out {out} is the {flag}: write the unlearned model somewhere else")
+    created = prepare_out_dir(out, overwrite=overwrite)
+    try:
+        return _serve(checkpoint, requests, cfg, out, reference, data_dir, show_progress, log, overwrite)
+    except R2UError:
+        if created is not None:
+            remove_created(out, created)
+        elif not overwrite:
+            clear_run_files(out)  # the folder was empty: take back the requests a sequence already wrote
+        raise
+
+
+def _serve(
+    checkpoint: str | Path,
+    requests: Sequence[DeletionRequest],
+    cfg: UnlearnConfig,
+    out: Path,
+    reference: str | Path | None,
+    data_dir: str | None,
+    show_progress: bool,
+    log: Any,
+    overwrite: bool,
+) -> list[dict[str, Any]]:
     device = resolve_device(cfg.device)
     parent = load_checkpoint(checkpoint, device=str(device))
     split, train_cfg = load_matching_split(parent.card, data_dir)
@@ -332,10 +361,6 @@ def run(
     task = ClassificationTask(split.spec.num_classes)
     method = build_method(cfg.method, task)  # fails early for an unknown method or a bad config
     ref_model = load_checkpoint(reference, device=str(device)).model if reference else None
-    out = Path(out_dir)
-    for existing in [out] if len(requests) == 1 else [out / f"req-{i + 1:02d}" for i in range(len(requests))]:
-        if (existing / "card.json").exists():
-            raise R2UError(f"{existing} already holds a checkpoint; choose another --out")
 
     cards = []
     model, parent_card, parent_dir = parent.model, parent.card, Path(checkpoint)
@@ -384,6 +409,8 @@ def run(
             },
         }
         target_dir = out if len(requests) == 1 else out / f"req-{i + 1:02d}"
+        if overwrite and i == 0:
+            clear_run_files(out)  # the earlier run goes only now that this one has a model to put in its place
         card = save_checkpoint(model, target_dir, card)
         cards.append(card)
         if log is not None:
