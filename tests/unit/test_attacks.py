@@ -128,9 +128,26 @@ def test_mia_auc_detects_memorised_members(memorised):
     non_members = _random_data(200, seed=4)
     assert mia_auc(model, members, non_members) > 0.9
     assert mia_auc(model, members, non_members, signal="confidence") > 0.9
-    # Balanced and seeded: the same subsample every time, capped by max_samples.
-    assert mia_auc(model, members, non_members, seed=7) == mia_auc(model, members, non_members, seed=7)
     assert mia_auc(model, members, non_members, max_samples=16) > 0.6
+
+
+def test_mia_auc_scores_a_seeded_balanced_subsample():
+    # Members' losses 1..4; non-members' losses 0.5..9.5 (10 of them), so which 4 non-members the balanced
+    # subsample keeps decides the AUC. It must be the 4 a generator seeded with `seed` picks, scored by loss.
+    def with_losses(losses):
+        p = np.exp(-np.asarray(losses, dtype=np.float64))  # true-class probability with loss −log p
+        return binary_with_confidence(p)
+
+    members, non_members = with_losses([1.0, 2.0, 3.0, 4.0]), with_losses(np.arange(10) + 0.5)
+    model = PassThrough()
+    for seed in (0, 7):
+        keep = np.sort(np.random.default_rng(seed).choice(10, size=4, replace=False))
+        non_losses = (np.arange(10) + 0.5)[keep]
+        # members win a pair when their loss is lower: the AUC counts such pairs among all 16
+        expected = np.mean([[m < n for n in non_losses] for m in (1.0, 2.0, 3.0, 4.0)])
+        assert mia_auc(model, members, non_members, seed=seed) == pytest.approx(expected), seed
+    picks = {tuple(np.sort(np.random.default_rng(s).choice(10, size=4, replace=False))) for s in (0, 7)}
+    assert len(picks) == 2  # the two seeds do test different subsamples
 
 
 def test_mia_auc_input_errors(memorised):
@@ -157,9 +174,13 @@ def test_mia_efficacy_hand_made_confidences():
     assert mia_efficacy(model, remembered, retain, test) < 0.05
     with pytest.raises(ConfigError, match="non-empty"):
         mia_efficacy(model, forgotten, retain, test.subset([]))
-    # Capping the shadow set (to bound the SVM fit) keeps the verdict on a clear case.
+    # Capping the shadow set (to bound the SVM fit) keeps the verdict on a clear case ...
     assert mia_efficacy(model, forgotten, retain, test, max_test=50) > 0.95
-    assert mia_efficacy(model, forgotten, retain, test, max_test=1000) == mia_efficacy(model, forgotten, retain, test)
+    # ... and means exactly "the first max_test test samples, and as many shadow members".
+    ambiguous = binary_with_confidence(g.uniform(0.5, 0.95, 80))  # between the two populations
+    capped = mia_efficacy(model, ambiguous, retain, test, max_test=20)
+    assert capped == mia_efficacy(model, ambiguous, retain.subset(np.arange(20)), test.subset(np.arange(20)))
+    assert capped != mia_efficacy(model, ambiguous, retain, test)  # the cap does change the shadow model here
 
 
 # ------------------------------------------------------------------------------------------------- proof
@@ -245,7 +266,10 @@ def test_run_proof_same_model_both_sides():
     model = PassThrough()
     out = run_proof(lambda seed: model, lambda seed: model, forget, retain, test, n=4)
     assert out["forgetting_quality"] == 1.0 and out["score"] == pytest.approx(1.0)
-    assert out["ra_unlearned"] == out["ra_retrained"] and len(out["epsilon"]) == 10
+    # The pass-through model's accuracy is argmax(x) == y, known by hand on each set.
+    ra = (retain.x.argmax(1) == retain.y).float().mean().item()
+    assert out["ra_unlearned"] == pytest.approx(ra) and out["ra_retrained"] == pytest.approx(ra)
+    assert len(out["epsilon"]) == 10
 
     # Seed-dependent models, different on the two sides: logits shifted by +seed vs +seed+10 on the true class.
     def shifted(offset: float):

@@ -167,13 +167,26 @@ def test_greedy_generate_follows_argmax_and_stops_at_eos(tok):
     assert out["rougeL_recall"] == pytest.approx((1.0 + 2 / 6) / 2)
 
 
-def test_greedy_generate_is_deterministic_and_batch_independent(tok):
+def _argmax_decode(model, tok, prompt: str, max_new_tokens: int) -> str:
+    """Greedy decoding by hand: one full forward pass per token, stop at eos."""
+    ids = list(tok(prompt, add_special_tokens=False)["input_ids"])
+    out: list[int] = []
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            nxt = int(model(torch.tensor([ids + out]))[0, -1].argmax())
+            if nxt == tok.eos_token_id:
+                break
+            out.append(nxt)
+    return tok.decode(out, skip_special_tokens=True)
+
+
+def test_greedy_generate_matches_argmax_decoding_and_is_batch_independent(tok):
     model = tiny_llama(len(tok), seed=1)
     prompts = [TEMPLATE.prompt(r["question"]) for r in ROWS] + [TEMPLATE.prompt("who is alice ?")]
-    first = greedy_generate(model, tok, prompts, max_new_tokens=5, batch_size=4)
-    assert first == greedy_generate(model, tok, prompts, max_new_tokens=5, batch_size=4)
-    assert first == [greedy_generate(model, tok, [p], max_new_tokens=5)[0] for p in prompts]
-    assert first[0] == first[3]
+    batched = greedy_generate(model, tok, prompts, max_new_tokens=5, batch_size=4)
+    assert batched == [_argmax_decode(model, tok, p, 5) for p in prompts]
+    assert batched == [greedy_generate(model, tok, [p], max_new_tokens=5)[0] for p in prompts]
+    assert any(batched)  # a random model still says something: the comparison is not between empty strings
 
 
 # --------------------------------------------------------------------------------------------- text metrics
@@ -228,7 +241,13 @@ def test_tofu_eval_end_to_end(tok):
         assert res[name]["truth_ratio"] == pytest.approx(truth_ratio_score(r, forget=name == "forget"))
         assert len(res[name]["generations"]) == len(rows)
         assert 0 < res[name]["prob"] < 1 and res[name]["loss"] > 0
-    assert tofu_forget_quality(res, res) == pytest.approx(1.0)
+    # Forget quality compares the *forget* truth ratios of two runs (KS test), and nothing else.
+    low, high = list(np.linspace(0.1, 0.2, 20)), list(np.linspace(5.0, 6.0, 20))
+    unlearned = {"forget": {"truth_ratios": low}, "retain": {"truth_ratios": high}}
+    assert tofu_forget_quality(unlearned, {"forget": {"truth_ratios": high}, "retain": {"truth_ratios": low}}) < 1e-6
+    assert tofu_forget_quality(unlearned, {"forget": {"truth_ratios": low[::-1]}}) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="differ in size"):
+        tofu_forget_quality(unlearned, {"forget": {"truth_ratios": low[:5]}})
     only_forget = tofu_eval(model, tok, {"forget": ROWS}, TEMPLATE, MAX_LEN, max_new_tokens=1)
     assert "model_utility" not in only_forget
     with pytest.raises(ValueError, match="unknown"):

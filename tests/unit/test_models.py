@@ -1,10 +1,14 @@
+from typing import get_args
+
 import pytest
 import torch
 from torch import nn
 
-from ready2unlearn.data.base import DataSpec
+from ready2unlearn.config import from_dict, to_dict
+from ready2unlearn.data.base import DataSpec, Kind
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.models import MODELS, build_model, count_parameters
+from ready2unlearn.models.registry import ModelConfig, model_config
 
 IMAGE_SPECS = [DataSpec("image", (1, 8, 8), 10), DataSpec("image", (1, 28, 28), 10), DataSpec("image", (3, 32, 32), 7)]
 
@@ -52,6 +56,11 @@ def test_models_refuse_the_wrong_data_kind():
 
 def test_registry_lists_the_shipped_models():
     assert {"mlp", "cnn", "resnet18", "text_bag"} <= set(MODELS.names())
-    for _, info in MODELS.items():
-        assert issubclass(info.config_cls.__mro__[0], object) and info.summary
+    for name, info in MODELS.items():
+        # Each entry's config class is a ModelConfig dataclass named after its key, which the name alone
+        # rebuilds (so a card's {"name": ...} finds its architecture) and which round-trips unchanged.
+        cfg = model_config({"name": name})
+        assert type(cfg) is info.config_cls and issubclass(info.config_cls, ModelConfig) and cfg.name == name
+        assert from_dict(ModelConfig, to_dict(cfg)) == cfg
+        assert info.summary and set(info.kinds) <= set(get_args(Kind))
     assert isinstance(build_model({"name": "mlp", "hidden": []}, IMAGE_SPECS[0])[1], nn.Linear)

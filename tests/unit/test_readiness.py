@@ -223,6 +223,43 @@ def test_readiness_loss_parts_and_cap():
     torch.testing.assert_close(g, g_ret, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("first_order", [False, True])
+@pytest.mark.parametrize("retention", [0.0, 1.0])
+def test_an_outer_step_on_l_ready_raises_the_forget_loss_reached_by_unlearning(first_order, retention):
+    model, batch = _mlp(), _batch()
+    cfg = from_dict(ReadyConfig, {"cap": 50.0, "first_order": first_order, "retention": retention, "lam": 1.0,
+                                  "alpha": 0.05})  # fmt: skip
+    ga = build_method({"name": "ga"}, TASK)
+
+    def forget_after_unlearning() -> float:  # CE(θ'_k; F): one simulated GA step from the current θ
+        theta = simulate_unlearning(ga, model, batch, steps=1, alpha=0.05)
+        return TASK.loss(model, batch.forget_x, batch.forget_y, theta).item()
+
+    before = forget_after_unlearning()
+    loss, parts = readiness_loss(ga, model, batch, cfg)
+    assert parts["forget_after"] == pytest.approx(before) and parts["cap_saturated"] == 0.0  # below the cap
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    opt.zero_grad()
+    (cfg.lam * loss).backward()
+    opt.step()
+    assert forget_after_unlearning() > before + 1e-3
+
+
+def test_a_saturated_cap_passes_no_gradient_and_is_reported():
+    model, batch = _mlp(), _batch()
+    cfg = from_dict(ReadyConfig, {"retention": 0.0, "cap": 0.5})  # CE(θ'_k; F) ≈ 1.3 is past the cap
+    loss, parts = readiness_loss(build_method({"name": "ga"}, TASK), model, batch, cfg)
+    assert parts["forget_after"] > 0.5 and parts["cap_saturated"] == 1.0
+    loss.backward()
+    assert all(p.grad is None or not p.grad.any() for p in model.parameters())
+    data = make_blobs(240, seed=0)
+    for cap, expected in ((1e-3, 1.0), (1e3, 0.0)):
+        obj = ReadinessObjective(from_dict(ReadyConfig, {"cap": cap}), data, 4, seed=0)
+        for step in range(3):
+            obj(model, step, 0)
+        assert obj.summary(data)["cap_saturation"] == expected
+
+
 def test_gain_form_does_not_reward_fitting_forget_badly():
     model = _mlp()
     batch = _batch()

@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from ready2unlearn.cli.main import main
-from ready2unlearn.config import from_dict
+from ready2unlearn.config import from_dict, to_dict
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.readiness import ReadinessObjective, ReadyConfig, RevocableSet
-from ready2unlearn.readiness.baselines import DPConfig, fit_downweighted, fit_dp_sgd
+from ready2unlearn.readiness.baselines import DPConfig, NegativeTrainingObjective, fit_downweighted, fit_dp_sgd
 from ready2unlearn.readiness.cost import saved_tensor_bytes
-from ready2unlearn.recipes.ready_bench import ReadyBenchConfig, ReadyBenchRunner, resolve_request
+from ready2unlearn.recipes.ready_bench import ReadyBenchConfig, ReadyBenchRunner, reference_value, resolve_request
+from ready2unlearn.recipes.ready_bench_config import check_request_size
 from ready2unlearn.report.readiness import summarise_readiness
 from tests.conftest import make_blobs, toy_model, toy_train_config
 
@@ -36,39 +37,149 @@ TINY = {
     "relearn": {"sets": ["forget-10"], "steps": 4, "eval_every": 2},
     "dp": {"noise_multiplier": 0.5},
     "sequential": {"count": 2, "group": "random", "request": "random:0.02@50 in pool"},
+    "mia_max_test": 200,
+    "allow_small_requests": True,  # 2% of digits is 29 samples: too few to resolve, fine for plumbing
 }  # fmt: skip
 
 
-def test_ready_bench_end_to_end_and_resume(tmp_path):
+def test_ready_bench_end_to_end_and_resume(tmp_path, monkeypatch):
     cfg = from_dict(ReadyBenchConfig, TINY)
     results = ReadyBenchRunner(cfg, tmp_path, "tiny", show_progress=False).run()
     assert len(results["cells"]) == 4
     cell = next(c for c in results["cells"] if c["group"] == "class" and c["setting"] == "in")
     combos = {(r["variant"], r["method"]) for r in cell["runs"]}
-    assert {("standard", "npo"), ("ready", "npo"), ("downweight", "ga"), ("dp", "grad_diff")} <= combos
-    assert ("dp", "npo") not in combos
+    assert {("standard", "npo"), ("ready", "npo"), ("downweight", "ga"), ("negtrain", "ga"),
+            ("dp", "grad_diff")} <= combos  # fmt: skip
+    assert ("dp", "npo") not in combos and ("negtrain", "npo") not in combos
     out_cell = next(c for c in results["cells"] if c["group"] == "class" and c["setting"] == "out")
     assert {r["method"] for r in out_cell["runs"]} == {"ga", "grad_diff"}
+    for c in results["cells"]:
+        ref = c["reference"]["metrics"]
+        # Class requests stop on forget accuracy ≤ retrained + 0.01; random ones on forget loss ≥ retrained.
+        if c["kind"] == "class":
+            rule, value = "forget_acc", ref["forget_acc"] + 0.01
+        else:
+            rule, value = "forget_loss", ref["forget_loss"]
+        assert c["stop"]["rule"] == rule and c["stop"]["reference_value"] == pytest.approx(ref[rule])
+        assert {"mia_auc", "mia_efficacy"} <= set(ref)
+        for run in c["runs"]:
+            assert run["target"] == pytest.approx(value), (c["setting"], run["variant"])
+            last = run["curve"][-1]
+            assert run["reached"] == (last[rule] <= value if rule == "forget_acc" else last[rule] >= value)
+            assert {"mia_auc", "mia_efficacy", "forget_acc", "forget_loss"} <= set(run["metrics"])
+            assert run["gaps"]["avg_gap"] >= 0 and "gap_mia_efficacy" in run["gaps"]
+            assert {"forget_acc", "forget_loss"} <= set(run["before"])
     names = {t["target"] for t in results["summary"]["targets"]}
     assert names == {"steps_ratio", "after_vs_standard", "after_gap_to_retrained", "before_vs_standard",
-                     "relearn_vs_standard", "train_time_ratio"}  # fmt: skip
+                     "relearn_vs_retrained", "train_time_ratio"}  # fmt: skip
     assert {t["group"] for t in results["summary"]["targets"]} == {"class", "random"}
+    # One seed has no spread: no target can be judged met or missed.
+    assert {t["verdict"] for t in results["summary"]["targets"]} <= {"inconclusive", "n/a"}
+    vs_negtrain = {(r["group"], r["setting"]) for r in results["summary"]["vs_negtrain"]}
+    assert vs_negtrain == {("class", "in"), ("class", "out")}
     assert results["memory"]["ready-class"] > results["memory"]["standard"] > 0
     assert [r["request"] for r in results["sequential"]["rows"]] == [1, 2]
+    assert results["sequential"]["stop"]["rule"] == "forget_loss"
     report = (tmp_path / "report.md").read_text()
-    assert "## Targets" in report and "Sequential requests" in report and "Memory per training step" in report
+    for heading in ("## Targets", "Sequential requests", "Memory per training step", "Privacy and relearning",
+                    "Ready vs negative training"):  # fmt: skip
+        assert heading in report, heading
     assert (tmp_path / "plots" / "ready_curves.png").is_file() and (tmp_path / "plots" / "relearn.png").is_file()
-    card = json.loads((tmp_path / "models" / "seed0" / "ready-class" / "card.json").read_text())
-    assert card["bench"]["ready"]["revocable"] == "class:3,5"
+    cards = [json.loads((d / "card.json").read_text()) for d in (tmp_path / "models" / "seed0").glob("ready-*")]
+    (card,) = [c for c in cards if c["bench"]["ready"]["revocable"] == "class:3,5"]
     assert card["bench"]["readiness"]["revocable"]["classes"] == [3, 5]
+    assert 0 <= card["bench"]["readiness"]["cap_saturation"] <= 1
+    assert card["cache"]["config"]["ready"]["revocable"] == "class:3,5"
     # random-in requests come from the revocable pool, random-out from the stable rest
     rand = {c["setting"]: c for c in results["cells"] if c["group"] == "random"}
     assert rand["in"]["request"].startswith("samples:") and rand["in"]["views"]["forget"] == round(0.02 * 1437)
 
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "models").rglob("*.safetensors")}
+    calls = []
+    monkeypatch.setattr(ReadyBenchRunner, "_run_setting", lambda *a, **k: calls.append(a))
     again = ReadyBenchRunner(cfg, tmp_path, "tiny", show_progress=False).run()
-    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "models").rglob("*.safetensors")} == mtimes
-    assert again["summary"]["targets"] == results["summary"]["targets"]
+    assert calls == [] and {p: p.stat().st_mtime_ns for p in (tmp_path / "models").rglob("*.safetensors")} == mtimes
+    assert json.dumps(again["summary"]["targets"]) == json.dumps(results["summary"]["targets"])  # NaN-safe
+
+
+def _mini(groups, **extra):
+    return {"train": "digits-mlp", "train_overrides": ["epochs=1", "model.hidden=[16]"], "seeds": [0],
+            "groups": groups, "methods": [{"name": "ga"}], "stop": {"max_steps": 4, "eval_every": 2},
+            "relearn": {"sets": ["forget-10"], "steps": 2, "eval_every": 2}, "downweight": None, "dp": None,
+            "negtrain": False, "memory": False, "mia": False, **extra}  # fmt: skip
+
+
+def _group(name, lam):
+    return {"name": name, "ready": ["kind=class", "revocable=class:3,5", f"lam={lam}", "meta_every=4"],
+            "requests": {"in": "class:3"}, "targeted": ["in"]}  # fmt: skip
+
+
+def test_inserting_a_row_never_reuses_a_stale_cache(tmp_path, monkeypatch):
+    """Rows named by position (as the sweep once did): the name "g0" now means other knobs, the hash notices."""
+    trained = []
+    train_ready = ReadyBenchRunner._train_ready
+
+    def counting(self, env, seed, model, rcfg):
+        trained.append(rcfg.lam)
+        return train_ready(self, env, seed, model, rcfg)
+
+    monkeypatch.setattr(ReadyBenchRunner, "_train_ready", counting)
+    first = ReadyBenchRunner(from_dict(ReadyBenchConfig, _mini([_group("g0", 0.1)])), tmp_path, "a", False).run()
+    inserted = _mini([_group("g0", 0.5), _group("g1", 0.1)])
+    second = ReadyBenchRunner(from_dict(ReadyBenchConfig, inserted), tmp_path, "b", False).run()
+    # Only the inserted row trains a model; the shifted row finds *its own* model (same knobs, new name).
+    assert trained == [0.1, 0.5]
+    cells = {c["group"]: c for c in second["cells"]}
+    assert cells["g0"]["ready"]["lam"] == 0.5 and cells["g1"]["ready"]["lam"] == 0.1
+    ready = {c["group"]: next(r for r in c["runs"] if r["variant"] == "ready") for c in second["cells"]}
+    (old,) = [next(r for r in c["runs"] if r["variant"] == "ready") for c in first["cells"]]
+    assert ready["g1"]["before"] == old["before"] and ready["g0"]["before"] != old["before"]
+    assert len(second["cells"]) == 2  # results hold this config's cells only, though the folder has three
+    assert len(list((tmp_path / "cells").glob("*.json"))) == 3
+
+    # A cached artifact whose stored config disagrees with its name is recomputed, never trusted.
+    (path,) = [p for p in (tmp_path / "cells").glob("g1-*.json")]
+    data = json.loads(path.read_text())
+    cell = {k: v for k, v in data.items() if k != "cache"}
+    data["cache"]["config"]["ready"]["lam"] = 0.7
+    path.write_text(json.dumps(data))
+    rerun = []
+    monkeypatch.setattr(ReadyBenchRunner, "_run_setting", lambda self, *a: rerun.append(a[2].name) or cell)
+    ReadyBenchRunner(from_dict(ReadyBenchConfig, inserted), tmp_path, "b", False).run()
+    assert rerun == ["g1"] and json.loads(path.read_text())["cache"]["config"]["ready"]["lam"] == 0.1
+
+
+def test_random_requests_must_resolve(tmp_path):
+    small = _mini([{"name": "r", "ready": ["kind=random", "revocable=random:0.3@7"],
+                    "requests": {"in": "random:0.05@1 in pool"}}])  # fmt: skip
+    with pytest.raises(ConfigError, match=r"needs ≥ 1% and ≥ 200 .*random:0\.14") as e:
+        ReadyBenchRunner(from_dict(ReadyBenchConfig, small), tmp_path, "s", False).run()
+    assert "\n" not in str(e.value) and not (tmp_path / "models").exists()  # fails before any training
+    check_request_size("random:0.14@1", 201, 1437)
+    check_request_size("class:3", 10, 1437)  # class requests are sized by the data
+    check_request_size("random:0.01@1", 14, 1437, allow_small=True)
+    check_request_size("random:0.01@1", 600, 60000)  # 1% of 60k is 600 samples: enough
+    with pytest.raises(ConfigError, match=r"here 200\b"):
+        check_request_size("random:0.01@1", 100, 10000)  # 1% of 10k is only 100 samples
+    with pytest.raises(ConfigError, match=r"here 1000\b"):
+        check_request_size("random:0.005@1", 500, 100000)  # 500 samples, but only 0.5%
+
+
+def test_stop_rule_per_request_kind():
+    cfg = from_dict(ReadyBenchConfig, TINY)
+    cls, rnd, smp = cfg.kind_stop("class"), cfg.kind_stop("random"), cfg.kind_stop("samples")
+    assert (cls.rule, cls.tolerance, cls.max_steps) == ("forget_acc", 0.01, 20)
+    assert (rnd.rule, rnd.tolerance, rnd.eval_every) == ("forget_loss", 0.0, 2) and smp == rnd
+    assert reference_value(cls, {"forget_acc": 0.0, "forget_loss": 7.0}) == 0.0
+    assert reference_value(rnd, {"forget_acc": 0.9, "forget_loss": 0.4}) == 0.4
+    custom = from_dict(ReadyBenchConfig, {**TINY, "stop_per_kind": {"random": ["rule=forget_acc", "tolerance=0.02"]}})
+    assert custom.kind_stop("random").rule == "forget_acc" and custom.kind_stop("class").rule == "forget_acc"
+    with pytest.raises(ConfigError, match="stop_per_kind keys"):
+        from_dict(ReadyBenchConfig, {**TINY, "stop_per_kind": {"users": []}})
+    with pytest.raises(ConfigError, match="tolerance"):
+        from_dict(ReadyBenchConfig, {**TINY, "stop_per_kind": {"class": ["tolerance=-1"]}})
+    runner = ReadyBenchRunner(cfg, "unused", "tiny", False)
+    assert [runner._relearn_cfg(s).seed for s in (0, 3)] == [0, 3]  # the attack is drawn anew per bench seed
 
 
 def test_bench_config_validation():
@@ -104,31 +215,78 @@ def test_resolve_request_draws_inside_the_pool_or_the_stable_set():
 
 
 def _relearn(acc):
-    return {"forget-10": {"final_forget_acc": acc, "curve": [{"step": 2, "forget_acc": acc}]}}
+    return {"forget-10": {"final_forget_acc": acc, "curve": [{"step": 0, "forget_acc": 0.0},
+                                                             {"step": 2, "forget_acc": acc}]}}  # fmt: skip
 
 
-def _cell(std_steps, ready_steps, kind="class"):
-    def run(variant, steps, acc):
-        seconds = 1.0 + (variant == "ready")
-        return {"variant": variant, "method": "ga", "steps": steps, "reached": True, "train_seconds": seconds,
-                "seconds": 0.1, "before": {"test_acc": 0.9}, "relearn": _relearn(0.5),
-                "metrics": {"test_retain_acc": acc, "test_acc": acc, "forget_acc": 0.0}}  # fmt: skip
-
-    return {"group": "g", "setting": "in", "seed": 0, "targeted": True, "kind": kind,
-            "reference": {"metrics": {"test_retain_acc": 0.9, "test_acc": 0.9}, "relearn": _relearn(0.1)},
-            "runs": [run("standard", std_steps, 0.9), run("ready", ready_steps, 0.89)]}  # fmt: skip
+def _run(variant, steps, reached=True, acc=0.9, before=0.9, recovery=0.5, seconds=1.0):
+    return {"variant": variant, "method": "ga", "steps": steps, "reached": reached, "train_seconds": seconds,
+            "seconds": 0.1, "before": {"test_acc": before, "forget_acc": 0.97, "forget_loss": 0.1},
+            "relearn": _relearn(recovery), "gaps": {"avg_gap": 0.1},
+            "metrics": {"test_retain_acc": acc, "test_acc": acc, "forget_acc": 0.0, "forget_loss": 4.0}}  # fmt: skip
 
 
-def test_summary_targets_and_undefined_step_ratio():
-    res = summarise_readiness({"cells": [_cell(30, 6)], "config": {"methods": [{"name": "ga"}]}})
-    t = {x["target"]: x for x in res["targets"]}
-    assert t["steps_ratio"]["mean"] == pytest.approx(0.2) and t["steps_ratio"]["met"]
-    assert not t["after_vs_standard"]["met"] and t["after_gap_to_retrained"]["met"]
-    assert t["train_time_ratio"]["mean"] == pytest.approx(2.0) and t["train_time_ratio"]["met"]
+def _cell(seed, runs, kind="class", floor=0.1):
+    return {"group": "g", "setting": "in", "seed": seed, "targeted": True, "kind": kind,
+            "reference": {"metrics": {"test_retain_acc": 0.9, "test_acc": 0.9, "forget_acc": 0.0, "forget_loss": 5.0},
+                          "relearn": _relearn(floor)}, "runs": runs}  # fmt: skip
+
+
+def _summary(cells):
+    res = summarise_readiness({"cells": cells, "config": {"methods": [{"name": "ga"}]}})
+    return res, {x["target"]: x for x in res["targets"]}
+
+
+def test_summary_judges_targets_on_paired_intervals():
+    std_steps, ready_steps = [30, 28, 32, 31, 29], [6, 5, 7, 6, 5]
+    before = [0.905, 0.88, 0.91, 0.87, 0.9]  # ready − standard straddles the −0.01 threshold
+    cells = [_cell(i, [_run("standard", s), _run("ready", r, acc=0.89, before=b, recovery=0.3, seconds=2.0)])
+             for i, (s, r, b) in enumerate(zip(std_steps, ready_steps, before, strict=True))]  # fmt: skip
+    res, t = _summary(cells)
+    ratios = np.array(ready_steps) / np.array(std_steps)
+    assert t["steps_ratio"]["mean"] == pytest.approx(np.exp(np.log(ratios).mean()))  # geometric mean
+    assert t["steps_ratio"]["ci_high"] < 1 / 3 and t["steps_ratio"]["verdict"] == "met"
+    assert t["steps_ratio"]["n"] == 5 and t["steps_ratio"]["censored"] == 0
+    assert t["after_vs_standard"]["verdict"] == "missed"  # −0.01 every seed: the whole interval is below 0
+    assert t["after_gap_to_retrained"]["verdict"] == "met"
+    assert t["before_vs_standard"]["verdict"] == "inconclusive" and t["before_vs_standard"]["n"] == 5
+    assert t["train_time_ratio"]["mean"] == pytest.approx(2.0) and t["train_time_ratio"]["verdict"] == "met"
+    # Recovery is judged against the retrained floor (0.1), not against the standard model (0.5).
+    assert t["relearn_vs_retrained"]["mean"] == pytest.approx(0.2) and t["relearn_vs_retrained"]["verdict"] == "missed"
+    row = next(r for r in res["rows"] if r["variant"] == "ready")
+    assert row["relearn_gap_closed"]["mean"] == pytest.approx((0.5 - 0.3) / (0.5 - 0.1))
+    assert row["before_forget_acc"]["mean"] == pytest.approx(0.97) and row["before_forget_loss"]["n"] == 5
     assert not res["all_targets_met"]
-    zero = summarise_readiness({"cells": [_cell(0, 0)], "config": {"methods": [{"name": "ga"}]}})
-    ratio = next(x for x in zero["targets"] if x["target"] == "steps_ratio")
-    assert math.isnan(ratio["mean"]) and ratio["met"] is None
+
+
+def test_summary_censored_step_ratios_are_bounds():
+    budget = 300
+    # Standard exhausts the budget every seed, ready reaches in 10 steps: every ratio is "≤ 10/300".
+    bounded = [_cell(i, [_run("standard", budget, reached=False), _run("ready", 10)]) for i in range(5)]
+    _, t = _summary(bounded)
+    st = t["steps_ratio"]
+    assert st["n"] == 0 and st["censored"] == 5 and st["verdict"] == "met" and st["text"].startswith("≤ 0.033")
+    # One seed where the *ready* run is censored and the standard one is not: its ratio is only "≥ 300/30".
+    mixed = [*bounded[:4], _cell(4, [_run("standard", 30), _run("ready", budget, reached=False)])]
+    assert _summary(mixed)[1]["steps_ratio"]["verdict"] == "inconclusive"
+    # A bound on the wrong side of the threshold never proves the target either.
+    loose = [_cell(i, [_run("standard", 20, reached=False), _run("ready", 10)]) for i in range(5)]
+    assert _summary(loose)[1]["steps_ratio"]["verdict"] == "inconclusive"  # "≤ 0.5" says nothing about ≤ 1/3
+    both = [_cell(i, [_run("standard", budget, reached=False), _run("ready", budget, reached=False)]) for i in range(5)]
+    st = _summary(both)[1]["steps_ratio"]
+    assert st["verdict"] == "n/a" and st["met"] is None and st["text"] == "n/a (both censored)"
+    zero = _summary([_cell(i, [_run("standard", 0), _run("ready", 0)]) for i in range(3)])[1]["steps_ratio"]
+    assert math.isnan(zero["mean"]) and zero["verdict"] == "n/a"
+
+
+def test_summary_compares_ready_with_negative_training_at_equal_cost():
+    cells = [_cell(i, [_run("standard", 30), _run("ready", 6 + i % 2, before=0.89),
+                       _run("negtrain", 12 + i % 3, before=0.86)]) for i in range(5)]  # fmt: skip
+    res, _ = _summary(cells)
+    (row,) = res["vs_negtrain"]
+    assert row["steps_ratio_vs_negtrain"]["ci_high"] < 1 and row["steps_ratio_vs_negtrain"]["n"] == 5
+    assert row["before_vs_standard"]["mean"] == pytest.approx(-0.01)
+    assert row["negtrain_before_vs_standard"]["mean"] == pytest.approx(-0.04)
 
 
 def test_dp_sgd_baseline_leaves_a_plain_module():
@@ -141,6 +299,39 @@ def test_dp_sgd_baseline_leaves_a_plain_module():
     copy.deepcopy(model)  # later unlearning deep-copies it
     with pytest.raises(ConfigError):
         DPConfig(max_grad_norm=0)
+
+
+def test_negative_training_pushes_the_revocable_loss_up_to_the_cap():
+    data = make_blobs(240, seed=0)
+    cfg = from_dict(ReadyConfig, {"revocable": "class:1,2", "lam": 0.1, "meta_every": 2, "start_epoch": 1, "cap": 5.0})
+    neg = NegativeTrainingObjective(cfg, data, 4, seed=3)
+    ready = ReadinessObjective(cfg, data, 4, seed=3)
+    model = toy_model().eval()  # no dropout noise between the objective's forward pass and ours
+    assert neg(model, 0, 0) == (None, {}) and neg(model, 3, 1) == (None, {})  # warm-up, then every 2nd step
+    # The same simulated requests as readiness: same sampler, same seed, reseeded per epoch alike.
+    neg.sampler.reseed(3, 1)
+    ready.sampler.reseed(3, 1)
+    assert all(np.array_equal(a, b) for a, b in zip(neg.sampler.sample_positions(),
+                                                    ready.sampler.sample_positions(), strict=True))  # fmt: skip
+    neg = NegativeTrainingObjective(cfg, data, 4, seed=3)
+    loss, parts = neg(model, 4, 1)
+    neg.sampler.reseed(3, 1)
+    batch = neg.sampler.sample()
+    ce = torch.nn.functional.cross_entropy(model(batch.forget_x), batch.forget_y)
+    assert parts["forget_loss"] == pytest.approx(ce.item()) and parts["cap_saturated"] == 0.0
+    torch.testing.assert_close(loss, -0.1 * 2 * ce)  # −λ·meta_every·λ1·min(CE, c), λ1 = 1
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    assert torch.nn.functional.cross_entropy(model(batch.forget_x), batch.forget_y) > ce  # pushed up
+    # At the cap the term is constant: no gradient, no push past it.
+    capped = NegativeTrainingObjective(from_dict(ReadyConfig, {**to_dict(cfg), "cap": 1e-3}), data, 4, seed=3)
+    loss, parts = capped(model, 4, 1)
+    model.zero_grad()
+    loss.backward()
+    assert parts["cap_saturated"] == 1.0 and all(not p.grad.any() for p in model.parameters())
+    assert capped.summary(data)["cap_saturation"] == 1.0 and capped.summary(data)["meta_steps"] == 1
 
 
 def test_downweighted_baseline_validates_weight():

@@ -1,10 +1,14 @@
-"""Learning-time baselines Ready2Unlearn is compared with: DP-SGD and down-weighting the revocable set.
+"""Learning-time baselines Ready2Unlearn is compared with: DP-SGD, down-weighting and negative training.
 
 - DP-SGD (Abadi et al. 2016, "Deep Learning with Differential Privacy"), via Opacus: per-sample gradient
   clipping plus Gaussian noise bounds every sample's influence, so a later request has less to undo.
 - Down-weighting: the revocable set's loss gets weight ``w < 1``, so the model leans on it less.
+- Negative training (:class:`NegativeTrainingObjective`): the readiness forget term *without* the simulated
+  unlearning — minimise ``−λ·λ1·min(CE(θ; F), c)`` on a simulated request F from the revocable set. With
+  ``first_order=true`` the readiness efficiency gradient is exactly this term evaluated at a look-ahead
+  point, so readiness shows a meta-learning benefit only where it beats this baseline at equal utility cost.
 
-Both produce an ordinary ``nn.Module`` that the same unlearning methods then serve requests on.
+Each produces an ordinary ``nn.Module`` that the same unlearning methods then serve requests on.
 """
 
 from __future__ import annotations
@@ -12,16 +16,20 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ready2unlearn.config import check
+from ready2unlearn.config import check, to_dict
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.optim import build_optimizer, build_scheduler
+from ready2unlearn.readiness.config import ReadyConfig
+from ready2unlearn.readiness.sampler import RequestSampler
 from ready2unlearn.recipes.train import FitResult, TrainConfig, final_metrics, fit
 from ready2unlearn.runtime import seed_everything
+from ready2unlearn.unlearn.task import ClassificationTask, Task
 
 
 @dataclass
@@ -119,3 +127,56 @@ def fit_downweighted(model: nn.Module, train: ArrayDataset, test: ArrayDataset |
     w = torch.ones(len(train))
     w[torch.as_tensor(positions, dtype=torch.long)] = weight
     return fit(model, train, test, cfg, show_progress=False, sample_weight=w)
+
+
+class NegativeTrainingObjective:
+    """A capped negative-training regulariser: ``−λ·λ1·min(CE(θ; F), c)`` on simulated requests, no inner loop.
+
+    It pushes the loss of a revocable forget batch F *up* to the cap c and no further (past the cap the
+    term is constant and passes no gradient). Everything but the simulated unlearning is the readiness
+    objective's: the same :class:`~ready2unlearn.readiness.RequestSampler` over the same revocable set, the
+    same λ, λ1 (``efficiency``), cap, ``meta_every`` (λ scaled by it) and ``start_epoch``. Plugs into
+    :func:`~ready2unlearn.recipes.train.fit` as ``regularizer=``.
+
+    Args:
+        cfg: The ready config whose knobs it copies (its kind-dependent defaults are resolved).
+        train: The training set (on the training device).
+        num_classes: Number of labels.
+        seed: Seeds the request draws (reseeded with ``(seed, epoch)`` every epoch, as readiness does).
+        task: How the model is scored; default a :class:`ClassificationTask`.
+    """
+
+    def __init__(
+        self, cfg: ReadyConfig, train: ArrayDataset, num_classes: int, seed: int = 0, task: Task | None = None
+    ):
+        self.cfg = cfg = cfg.resolved()
+        self.seed = seed
+        self.task = task or ClassificationTask(num_classes)
+        self.sampler = RequestSampler(train, cfg, num_classes, seed)
+        self._epoch = -1
+        self.calls = 0
+        self._sums: dict[str, float] = {}
+
+    def __call__(self, model: nn.Module, step: int, epoch: int) -> tuple[torch.Tensor | None, dict[str, float]]:
+        """``(−λ·meta_every·λ1·min(CE(θ; F), c), parts)`` on due steps, ``(None, {})`` otherwise."""
+        cfg = self.cfg
+        if epoch < cfg.start_epoch or step % cfg.meta_every != 0 or cfg.lam == 0:  # type: ignore[operator]
+            return None, {}
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self.sampler.reseed(self.seed, epoch)
+        batch = self.sampler.sample()
+        forget = self.task.loss(model, batch.forget_x, batch.forget_y)
+        cap = float(cfg.cap)  # type: ignore[arg-type]
+        parts = {"forget_loss": forget.item(), "cap_saturated": float(forget.item() >= cap)}
+        self.calls += 1
+        for k, v in parts.items():
+            self._sums[k] = self._sums.get(k, 0.0) + v
+        term = -cfg.efficiency * forget.clamp(max=cap)
+        return cfg.lam * cfg.meta_every * term, parts  # type: ignore[operator]
+
+    def summary(self, train: ArrayDataset) -> dict[str, Any]:
+        """Card entry: the revocable set, how often the term ran, the mean forget loss and cap saturation."""
+        means = {k: v / self.calls for k, v in self._sums.items()} if self.calls else {}
+        return {"revocable": self.sampler.revocable.describe(train), "meta_steps": self.calls, "mean_parts": means,
+                "cap_saturation": means.get("cap_saturated", 0.0), "resolved": to_dict(self.cfg)}  # fmt: skip

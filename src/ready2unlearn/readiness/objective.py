@@ -71,6 +71,9 @@ def readiness_loss(
         parts["retain_after"] = retain_after.item()
     forget_after = ce(theta_k, fx, fy)
     parts["forget_after"] = forget_after.item()
+    # Past the cap the forget term passes no gradient: how often that happens says whether readiness still
+    # shapes the model or has gone quiet (on language models one simulated step already passes a cap of 1).
+    parts["cap_saturated"] = float(parts["forget_after"] >= cap)  # type: ignore[operator]
     if cfg.efficiency > 0:
         score = forget_after.clamp(max=cap)
         if cfg.forget_term == "gain":
@@ -131,11 +134,17 @@ class ReadinessObjective:
         return self.cfg.lam * self.cfg.meta_every * loss, parts  # type: ignore[operator]
 
     def summary(self, train: ArrayDataset) -> dict[str, Any]:
-        """Card entry: the revocable set, how often the term ran and the mean of each part."""
+        """Card entry: the revocable set, how often the term ran, the mean of each part and cap saturation.
+
+        ``cap_saturation`` is the fraction of readiness steps whose forget loss after the simulated unlearning
+        was already at or above the cap (so the efficiency term passed no gradient).
+        """
+        means = {k: v / self.calls for k, v in self._sums.items()} if self.calls else {}
         return {
             "revocable": self.sampler.revocable.describe(train),
             "meta_steps": self.calls,
-            "mean_parts": {k: v / self.calls for k, v in self._sums.items()} if self.calls else {},
+            "mean_parts": means,
+            "cap_saturation": means.get("cap_saturated", 0.0),
             "resolved": to_dict(self.cfg),
             "forget_size": self.cfg.resolved_forget_size,
             "retain_size": self.cfg.resolved_retain_size,

@@ -8,13 +8,17 @@ and the cell is evaluated against the retrained model (metrics, gaps, membership
 Timing ratios are measured side by side in the same run: a method's unlearning seconds over the retrain
 seconds of the same setting and seed.
 
-Resumable: every finished cell is written to ``cells/<key>.json`` and every trained model to
-``models/...`` (atomically), so an interrupted run picks up where it stopped.
+Resumable: every finished cell is written to ``cells/<key>-<hash>.json`` and every trained model to
+``models/seed<S>/<name>-<hash>`` (atomically), the hash covering everything that made it
+(:mod:`ready2unlearn.recipes.cache`), so an interrupted run picks up where it stopped and a changed config
+never reuses a stale result.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
 import json
 import math
 import re
@@ -24,10 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
-from ready2unlearn.artifacts import now_iso, read_card, save_checkpoint, versions, write_json
+from ready2unlearn.artifacts import now_iso, save_checkpoint, versions, write_json
 from ready2unlearn.attacks.mia import forget_set_attacks
 from ready2unlearn.attacks.relearn import RelearnConfig, relearn_attack
 from ready2unlearn.checkpoint import load_checkpoint
@@ -38,6 +43,7 @@ from ready2unlearn.data.request import DeletionRequest, RequestViews
 from ready2unlearn.evaluate.metrics import EvalOutputs, compute, gaps
 from ready2unlearn.models.registry import build_model
 from ready2unlearn.progress import progress_bar
+from ready2unlearn.recipes.cache import cache_key, cache_record, load_json, matches, store_json
 from ready2unlearn.recipes.train import TrainConfig, fit
 from ready2unlearn.recipes.train import load_config as load_train_config
 from ready2unlearn.recipes.unlearn import unlearn_model
@@ -131,6 +137,11 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-zA-Z0-9._-]+", "-", text).strip("-")
 
 
+def rows_digest(views: RequestViews) -> str:
+    """A hash of the training rows a request forgets: what a retrained model depends on."""
+    return hashlib.sha256(np.asarray(views.forget_positions, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
 @dataclass
 class _Env:
     """What every cell of one seed shares."""
@@ -140,6 +151,16 @@ class _Env:
     task: ClassificationTask
     device: torch.device
     factory: Callable[[], nn.Module]
+
+
+@dataclass
+class _PlannedCell:
+    """A cell of the matrix: what it runs, where it is cached and the cache config it is keyed by."""
+
+    variant: str
+    method: MethodConfig
+    path: Path
+    config: dict[str, Any]
 
 
 class BenchRunner:
@@ -152,8 +173,43 @@ class BenchRunner:
         self.show_progress = show_progress
         self.device = resolve_device(cfg.device)
         self._split_cache: dict[str, Split] = {}
+        self._cell_files: list[Path] = []  # this run's cells, in order (the folder may hold other configs')
 
     # -- models -------------------------------------------------------------------------------------------
+    def _model(self, env: _Env, seed: int, name: str, config: dict[str, Any],
+               train_fn: Callable[[nn.Module], dict[str, Any]]) -> tuple[nn.Module, dict[str, Any]]:  # fmt: skip
+        """A model cached in ``models/seed<seed>/<name>-<hash>``, trained by ``train_fn(model) -> info``.
+
+        ``config`` must hold everything the model depends on beyond its name, the training config and the
+        seed (which are always part of the hash). A cached card made from another config is retrained over,
+        never trusted.
+        """
+        full = self._model_config(env, name, config)
+        d = self.out / "models" / f"seed{seed}" / f"{_slug(name)}-{cache_key(full)}"
+        if (d / "card.json").exists():
+            ck = load_checkpoint(d, str(self.device))
+            if matches(ck.card.get("cache"), full):
+                return ck.model, ck.card["bench"]
+        seed_everything(seed)
+        model = env.factory()
+        info = train_fn(model)
+        save_checkpoint(model, d, self._card(env, seed, bench=info, variant=name, cache=cache_record(full)))
+        return model, info
+
+    @staticmethod
+    def _model_config(env: _Env, name: str, config: dict[str, Any]) -> dict[str, Any]:
+        """The full cache config of a model: its name, the training config (seed included) and ``config``."""
+        return {"model": name, "train": to_dict(env.train_cfg), **config}
+
+    def model_key(self, env: _Env, name: str, config: dict[str, Any]) -> str:
+        """The cache key of model ``name`` (what cells computed from it record)."""
+        return cache_key(self._model_config(env, name, config))
+
+    def _relearn_cfg(self, seed: int) -> RelearnConfig | None:
+        """The relearning attack of ``seed``: its sampling is seeded per bench seed, so seeds are replicates."""
+        rc = self.cfg.relearn
+        return None if rc is None else dataclasses.replace(rc, seed=rc.seed + seed)
+
     def _env(self, seed: int) -> _Env:
         train_cfg, _ = load_train_config(self.cfg.train, [*_train_overrides(self.cfg), f"seed={seed}"])
         key = json.dumps(to_dict(train_cfg.data), sort_keys=True)
@@ -166,18 +222,19 @@ class BenchRunner:
 
         return _Env(split, train_cfg, ClassificationTask(split.spec.num_classes), self.device, factory)
 
+    def _standard(self, env: _Env, seed: int) -> tuple[nn.Module, dict[str, Any]]:
+        """The standard model of ``seed`` and its training info: loaded from ``models/`` or trained there."""
+
+        def train(model: nn.Module) -> dict[str, Any]:
+            r = fit(model, env.split.train, env.split.test, env.train_cfg, show_progress=False)
+            return {"seconds": r.seconds, "metrics": r.metrics}
+
+        return self._model(env, seed, "standard", {}, train)
+
     def _original(self, env: _Env, seed: int) -> tuple[nn.Module, float]:
-        """The standard model of ``seed``: loaded from ``models/`` or trained and saved there."""
-        d = self.out / "models" / f"seed{seed}" / "standard"
-        if (d / "card.json").exists():
-            ck = load_checkpoint(d, str(self.device))
-            return ck.model, float(ck.card["timing"]["train_seconds"])
-        seed_everything(seed)
-        model = env.factory()
-        result = fit(model, env.split.train, env.split.test, env.train_cfg, show_progress=False)
-        card = self._card(env, seed, metrics=result.metrics, timing={"train_seconds": result.seconds})
-        save_checkpoint(model, d, card)
-        return model, result.seconds
+        """The standard model of ``seed`` and its training seconds."""
+        model, info = self._standard(env, seed)
+        return model, float(info["seconds"])
 
     @staticmethod
     def _card(env: _Env, seed: int, **extra: Any) -> dict[str, Any]:
@@ -189,17 +246,22 @@ class BenchRunner:
                 "versions": versions(), **extra}  # fmt: skip
 
     def _retrained(self, env: _Env, original: nn.Module, views: RequestViews, setting: str, seed: int):
-        """The gold model of (setting, seed) and its retraining seconds (cached in ``models/``)."""
-        d = self.out / "models" / f"seed{seed}" / f"retrain-{_slug(setting)}"
-        if (d / "card.json").exists():
-            ck = load_checkpoint(d, str(self.device))
-            return ck.model, ck.card["bench"]
-        model = copy.deepcopy(original)
-        ucfg = UnlearnConfig(method=method_config({"name": "retrain"}), stop=StopConfig(), seed=seed)
-        res = unlearn_model(model, views, build_method(ucfg.method, env.task), ucfg, self._ctx(env, seed))
-        info = {"seconds": res.seconds, "steps": res.steps, "grad_evals": res.grad_evals}
-        save_checkpoint(model, d, self._card(env, seed, bench=info, setting=setting))
-        return model, info
+        """The gold model of (setting, seed) and its retraining seconds (cached in ``models/``).
+
+        Keyed by the forgotten rows themselves, so settings (or groups) naming the same rows share it.
+        """
+
+        def train(model: nn.Module) -> dict[str, Any]:
+            model.load_state_dict(original.state_dict())  # retrain rebuilds from the factory; start alike
+            ucfg = UnlearnConfig(method=method_config({"name": "retrain"}), stop=StopConfig(), seed=seed)
+            res = unlearn_model(model, views, build_method(ucfg.method, env.task), ucfg, self._ctx(env, seed))
+            return {"seconds": res.seconds, "steps": res.steps, "grad_evals": res.grad_evals, "setting": setting}
+
+        return self._model(env, seed, "retrain", self._retrain_config(views), train)
+
+    @staticmethod
+    def _retrain_config(views: RequestViews) -> dict[str, Any]:
+        return {"forget_rows": rows_digest(views), "forget_size": len(views.forget)}
 
     def _ctx(self, env: _Env, seed: int) -> Context:
         return Context(env.task, torch.Generator().manual_seed(seed), env.device, to_dict(env.train_cfg), env.factory)
@@ -211,8 +273,20 @@ class BenchRunner:
             metrics.update(forget_set_attacks(model, views, test, seed, self.cfg.mia_max_test))
         return metrics
 
-    def _cell_path(self, key: str) -> Path:
-        return self.out / "cells" / f"{_slug(key)}.json"
+    def _cell_path(self, key: str, config: dict[str, Any]) -> Path:
+        """Where the cell ``key`` made from cache config ``config`` lives (the name carries its hash)."""
+        return self.out / "cells" / f"{_slug(key)}-{cache_key(config)}.json"
+
+    def _cell_config(self, env: _Env, views: RequestViews, setting: str, variant: str,
+                     mcfg: MethodConfig) -> dict[str, Any]:  # fmt: skip
+        """Everything a cell depends on: its models (by cache key), the request's rows, method, stop, attacks."""
+        rc = self._relearn_cfg(env.train_cfg.seed)
+        return {"cell": self._key(setting, env.train_cfg.seed, variant, mcfg),
+                "original": self.model_key(env, "standard", {}),
+                "reference": self.model_key(env, "retrain", self._retrain_config(views)),
+                "method": to_dict(mcfg), "stop": to_dict(self.cfg.stop) if mcfg.name != "retrain" else None,
+                "relearn": to_dict(rc) if rc is not None else None, "mia": self.cfg.mia,
+                "mia_max_test": self.cfg.mia_max_test}  # fmt: skip
 
     # -- the matrix ---------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -221,32 +295,40 @@ class BenchRunner:
         self.out.mkdir(parents=True, exist_ok=True)
         write_json(self.out / "bench_config.json", {"preset": self.preset, "config": to_dict(cfg)})
         methods = [method_config({"name": "retrain"}), *cfg.methods]
-        keys = [(setting, seed, variant, m) for seed in cfg.seeds for setting in cfg.settings
-                for variant in cfg.variants for m in methods]  # fmt: skip
-        todo = [k for k in keys if not self._cell_path(self._key(*k)).exists()]
+        # First pass: every cell's cache config and path (cheap: the data is loaded once, nothing is trained).
+        plan: dict[tuple[int, str], tuple[_Env, RequestViews, list[_PlannedCell]]] = {}
+        for seed in cfg.seeds:
+            env = self._env(seed)
+            for setting in cfg.settings:
+                views = DeletionRequest.parse(setting).resolve(env.split.train, env.split.test,
+                                                               env.split.spec.num_classes)  # fmt: skip
+                cells = []
+                for variant in cfg.variants:
+                    for m in methods:
+                        conf = self._cell_config(env, views, setting, variant, m)
+                        path = self._cell_path(self._key(setting, seed, variant, m), conf)
+                        cells.append(_PlannedCell(variant, m, path, conf))
+                plan[(seed, setting)] = (env, views, cells)
+        self._cell_files = [c.path for _, _, cells in plan.values() for c in cells]
+        todo = {k: (env, views, [c for c in cells if load_json(c.path, c.config) is None])
+                for k, (env, views, cells) in plan.items()}  # fmt: skip
+        left = sum(len(c) for *_, c in todo.values())
         with progress_bar(self.show_progress) as bar:
-            task = bar.add_task("bench", total=len(keys), completed=len(keys) - len(todo))
-            for seed in cfg.seeds:
-                mine = [k for k in todo if k[1] == seed]
-                if not mine:
+            task = bar.add_task("bench", total=len(self._cell_files), completed=len(self._cell_files) - left)
+            for (seed, setting), (env, views, cells) in todo.items():
+                if not cells:
                     continue
-                env = self._env(seed)
                 original, _ = self._original(env, seed)
-                for setting in cfg.settings:
-                    cells = [k for k in mine if k[0] == setting]
-                    if not cells:
-                        continue
-                    views = DeletionRequest.parse(setting).resolve(env.split.train, env.split.test,
-                                                                   env.split.spec.num_classes)  # fmt: skip
-                    reference, ref_info = self._retrained(env, original, views, setting, seed)
-                    ref_metrics = self._evaluate(reference, views, env.split.test, None, seed)
-                    ref_relearn = relearn_attack(reference, views, cfg.relearn) if cfg.relearn else None
-                    for _, _, variant, mcfg in cells:
-                        bar.update(task, description=f"seed {seed} {setting} {mcfg.name}")
-                        cell = self._run_cell(env, original, reference, views, setting, seed, variant, mcfg,
-                                              ref_metrics, ref_info, ref_relearn)  # fmt: skip
-                        write_json(self._cell_path(cell["key"]), cell)
-                        bar.update(task, advance=1)
+                reference, ref_info = self._retrained(env, original, views, setting, seed)
+                ref_metrics = self._evaluate(reference, views, env.split.test, None, seed)
+                rc = self._relearn_cfg(seed)
+                ref_relearn = relearn_attack(reference, views, rc) if rc is not None else None
+                for c in cells:
+                    bar.update(task, description=f"seed {seed} {setting} {c.method.name}")
+                    cell = self._run_cell(env, original, reference, views, setting, seed, c.variant, c.method,
+                                          ref_metrics, ref_info, ref_relearn)  # fmt: skip
+                    store_json(c.path, c.config, cell)
+                    bar.update(task, advance=1)
         return self.finish()
 
     @staticmethod
@@ -274,7 +356,8 @@ class BenchRunner:
                 "steps": res.steps, "grad_evals": res.grad_evals, "seconds": res.seconds,
                 "eval_seconds": res.eval_seconds, "stop_reason": res.stop_reason, "reached": res.reached,
             }  # fmt: skip
-            relearn = relearn_attack(model, views, self.cfg.relearn) if self.cfg.relearn else None
+            rc = self._relearn_cfg(seed)
+            relearn = relearn_attack(model, views, rc) if rc is not None else None
         eff["time_ratio_to_retrain"] = eff["seconds"] / ref_info["seconds"] if ref_info["seconds"] > 0 else math.nan
         cell = {
             "key": self._key(setting, seed, variant, mcfg), "setting": setting, "seed": seed, "variant": variant,
@@ -351,7 +434,7 @@ class BenchRunner:
 
     def finish(self) -> dict[str, Any]:
         """Collects every cell into ``results.json`` and renders the report."""
-        cells = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((self.out / "cells").glob("*.json"))]
+        cells = read_cells(self._cell_files)
         order = {s: i for i, s in enumerate(self.cfg.settings)}
         cells.sort(key=lambda c: (order.get(c["setting"], 99), c["seed"], c["variant"], c["method"] != "retrain"))
         results = {
@@ -375,12 +458,17 @@ class BenchRunner:
         return results
 
     def _fingerprints(self) -> dict[str, Any]:
-        out = {}
-        for seed in self.cfg.seeds:
-            d = self.out / "models" / f"seed{seed}" / "standard"
-            if (d / "card.json").exists():
-                out[f"seed{seed}"] = read_card(d)["data"]["fingerprints"]
-        return out
+        return {f"seed{seed}": self._env(seed).split.fingerprints() for seed in self.cfg.seeds}
+
+
+def read_cells(paths: list[Path]) -> list[dict[str, Any]]:
+    """The cells of *this* run (other configs' cells may share the folder), without their cache configs."""
+    cells = []
+    for p in paths:
+        cell = json.loads(p.read_text(encoding="utf-8"))
+        cell["cache"] = {"key": cell["cache"]["key"]}  # the full config is in results["config"] already
+        cells.append(cell)
+    return cells
 
 
 SUMMARY_METRICS = [

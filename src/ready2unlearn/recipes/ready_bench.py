@@ -3,23 +3,26 @@
 Launch: ``r2u ready-bench fashion-ready --out runs/ready-fashion`` (presets in ``configs/ready_bench``).
 
 Per seed it trains the standard model, one ready model per *group* (a readiness configuration: request
-kind plus revocable set, or the whole-data pool), and optionally the down-weighting and DP-SGD baselines.
-Per group and request it retrains the gold model, then every unlearning method serves the request on every
-variant under the same stop rule ("forget accuracy ≤ the retrained model's") and budget; each cell records
-steps, metrics after unlearning, and the relearning attack. Training-time ratios (ready / standard) are
-measured side by side in the same run. Models and cells are cached under ``out/`` (atomically), so an
-interrupted run resumes where it stopped.
+kind plus revocable set, or the whole-data pool), and for groups with baselines the down-weighting,
+negative-training and DP-SGD models. Per group and request it retrains the gold model, then every
+unlearning method serves the request on every variant under the stop rule of the request's kind (class:
+forget accuracy ≤ the retrained model's + tolerance; random / sample / group: forget loss ≥ the retrained
+model's) and the same budget; each run records steps, whether it reached the target (a run that did not is
+censored), metrics after unlearning with membership inference and the gaps to the retrained model, and the
+relearning attack (seeded per bench seed, and run on the retrained model as the floor).
 
-Request specs are those of ``r2u unlearn`` plus ``random:F@S in pool`` / ``random:F@S in stable``: a
-fraction F of the *whole* training set, drawn only from the group's revocable pool / its stable rest.
+Caching (:mod:`ready2unlearn.recipes.cache`): models under ``models/seed<S>/<name>-<hash>``, unlearning runs
+under ``shared/`` (runs of models every group shares — standard, DP — are computed once per request) and
+cells under ``cells/``, every name ending in a hash of everything that made it and checked on load. An
+interrupted run resumes where it stopped; a changed, inserted or reordered row never reuses a stale result.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,173 +30,64 @@ import numpy as np
 import torch
 from torch import nn
 
-from ready2unlearn.artifacts import now_iso, save_checkpoint, versions, write_json
-from ready2unlearn.attacks.relearn import RelearnConfig, relearn_attack
-from ready2unlearn.checkpoint import load_checkpoint
-from ready2unlearn.config import apply_overrides, check, from_dict, load_yaml, resolve_preset, to_dict
-from ready2unlearn.data.base import ArrayDataset
+from ready2unlearn.artifacts import now_iso, versions, write_json
+from ready2unlearn.attacks.relearn import relearn_attack
+from ready2unlearn.config import to_dict
 from ready2unlearn.data.request import DeletionRequest, RequestViews
-from ready2unlearn.evaluate.metrics import EvalOutputs, compute
+from ready2unlearn.evaluate.metrics import EvalOutputs, compute, gaps
 from ready2unlearn.progress import progress_bar
-from ready2unlearn.readiness.baselines import DPConfig, fit_downweighted, fit_dp_sgd
+from ready2unlearn.readiness.baselines import NegativeTrainingObjective, fit_downweighted, fit_dp_sgd
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.cost import saved_tensor_bytes, state_bytes
 from ready2unlearn.readiness.objective import ReadinessObjective
 from ready2unlearn.readiness.sampler import RevocableSet
-from ready2unlearn.recipes.bench import BenchRunner, _Env, _slug, run_resumable
+from ready2unlearn.recipes.bench import BenchRunner, _Env, _slug, read_cells, rows_digest, run_resumable
+from ready2unlearn.recipes.cache import cache_key, load_json, store_json
+from ready2unlearn.recipes.ready_bench_config import (
+    ReadyBenchConfig,
+    ReadyGroup,
+    SequentialConfig,
+    check_request_size,
+    load_ready_bench_config,
+    resolve_request,
+)
 from ready2unlearn.recipes.train import fit
-from ready2unlearn.recipes.train import load_config as load_train_config
 from ready2unlearn.recipes.unlearn import unlearn_model
-from ready2unlearn.runtime import seed_everything
 from ready2unlearn.unlearn.base import MethodConfig, build_method, method_config
 from ready2unlearn.unlearn.config import UnlearnConfig
 from ready2unlearn.unlearn.stop import StopConfig
 
-VARIANTS = ("standard", "ready", "downweight", "dp")
+__all__ = [
+    "VARIANTS",
+    "ReadyBenchConfig",
+    "ReadyBenchRunner",
+    "ReadyGroup",
+    "SequentialConfig",
+    "load_ready_bench_config",
+    "resolve_request",
+    "run_ready_bench",
+]
+
+VARIANTS = ("standard", "ready", "downweight", "negtrain", "dp")
+
+
+def _cell_name(group: str, setting: str, seed: int, config: dict[str, Any]) -> str:
+    return f"{_slug(f'{group}-{setting}-seed{seed}')}-{cache_key(config)}.json"
+
+
+def reference_value(stop: StopConfig, ref_metrics: dict[str, float]) -> float | None:
+    """The retrained model's value a ``reference`` stop target compares with: its forget loss or accuracy."""
+    if stop.rule == "steps":
+        return None
+    return ref_metrics["forget_loss" if stop.rule == "forget_loss" else "forget_acc"]
 
 
 @dataclass
-class ReadyGroup:
-    """One readiness configuration and the requests it is tested on.
+class _Variant:
+    """A model to unlearn from: how to get it (trained or loaded on first use) and its cache key."""
 
-    Attributes:
-        name: Group name (``class``, ``random-all``...).
-        ready: ``key=value`` overrides of the bench's base ``ready`` config (``kind=random``...).
-        requests: Setting name → request spec (``in: class:3``, ``out: random:0.01@1 in stable``).
-        targeted: Settings the DESIGN targets apply to (the others are reported only).
-        baselines: Also train the down-weighting baseline on this group's revocable set, and unlearn the
-            DP-SGD model, on this group's requests.
-    """
-
-    name: str
-    ready: list[str] = field(default_factory=list)
-    requests: dict[str, str] = field(default_factory=dict)
-    targeted: list[str] = field(default_factory=list)
-    baselines: bool = False
-
-    def __post_init__(self) -> None:
-        check(bool(self.requests), f"group {self.name!r} needs at least one request")
-        for spec in self.requests.values():
-            DeletionRequest.parse(spec.partition(" in ")[0])
-            check(spec.partition(" in ")[2] in ("", "pool", "stable"), f"'in' must be pool or stable: {spec!r}")
-        check(set(self.targeted) <= set(self.requests), f"group {self.name!r}: targeted settings must be requests")
-
-
-@dataclass
-class SequentialConfig:
-    """Sequential requests: ``count`` requests one after another on the first seed (0 = off).
-
-    Attributes:
-        count: Number of requests.
-        group: Group whose ready model serves them.
-        request: Spec of each request (its ``@seed`` is advanced per request; ids already forgotten are
-            excluded from later draws).
-        method: Unlearning method.
-    """
-
-    count: int = 0
-    group: str = "random"
-    request: str = "random:0.01@100 in pool"
-    method: str = "ga"
-
-    def __post_init__(self) -> None:
-        check(self.count >= 0, "sequential.count must be ≥ 0")
-
-
-@dataclass
-class ReadyBenchConfig:
-    """A readiness benchmark.
-
-    Attributes:
-        train: Training preset of every model (standard, ready, retrained, baselines).
-        train_overrides: ``key=value`` overrides of that preset.
-        seeds: Seeds (≥ 3 for the DESIGN protocol).
-        ready: Base readiness config; each group overrides parts of it.
-        groups: Readiness configurations and their requests.
-        methods: Methods run on every variant (the targets use these).
-        extra_methods: Methods run on standard and ready models only, for targeted settings (NPO/SimNPO on a
-            model prepared for GA).
-        stop: Stop rule and budget shared by every run.
-        relearn: Relearning attack after unlearning (and on the retrained model, the floor).
-        downweight: Loss weight of the revocable set for the down-weighting baseline (``null`` = skip).
-        dp: DP-SGD baseline settings (``null`` = skip).
-        sequential: Sequential-request setting.
-        memory: Measure per-step autograd memory of standard and ready training.
-        mia: Run the membership-inference attacks after unlearning.
-        mia_max_test: Test samples MIA-efficacy's SVM uses.
-        device: ``auto``, ``cpu``, ``cuda``...
-        data_dir: Dataset folder.
-    """
-
-    train: str = "digits-mlp"
-    train_overrides: list[str] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    ready: ReadyConfig = field(default_factory=ReadyConfig)
-    groups: list[ReadyGroup] = field(default_factory=list)
-    methods: list[MethodConfig] = field(default_factory=lambda: [method_config({"name": "ga"}),
-                                                                 method_config({"name": "grad_diff"})])  # fmt: skip
-    extra_methods: list[MethodConfig] = field(default_factory=list)
-    stop: StopConfig = field(
-        default_factory=lambda: StopConfig(rule="forget_acc", target="reference", max_steps=300, eval_every=1)
-    )
-    relearn: RelearnConfig = field(default_factory=lambda: RelearnConfig(sets=["forget-10"], steps=10, eval_every=2))
-    downweight: float | None = 0.1
-    dp: DPConfig | None = field(default_factory=DPConfig)
-    sequential: SequentialConfig = field(default_factory=SequentialConfig)
-    memory: bool = True
-    mia: bool = False
-    mia_max_test: int | None = 2000
-    device: str = "auto"
-    data_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        check(len(self.groups) > 0 and len(self.seeds) > 0, "ready-bench needs at least one group and one seed")
-        check(len({g.name for g in self.groups}) == len(self.groups), "group names must be distinct")
-        check(len(set(self.seeds)) == len(self.seeds), "seeds must be distinct")
-        check(self.downweight is None or 0 <= self.downweight <= 1, "downweight must be in [0, 1]")
-        for g in self.groups:
-            self.group_ready(g)  # each group's merged ready config must validate
-        names = [m.name for m in [*self.methods, *self.extra_methods]]
-        check(len(set(names)) == len(names), "a method may appear once across methods and extra_methods")
-        check(self.sequential.count == 0 or self.sequential.group in {g.name for g in self.groups},
-              f"sequential.group {self.sequential.group!r} is not a group")  # fmt: skip
-
-    def group_ready(self, group: ReadyGroup) -> ReadyConfig:
-        """The base ``ready`` config with the group's overrides applied."""
-        return from_dict(ReadyConfig, apply_overrides(to_dict(self.ready), group.ready), f"groups.{group.name}.ready.")
-
-
-def load_ready_bench_config(preset: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[ReadyBenchConfig, str]:
-    """Resolves a :class:`ReadyBenchConfig` from a shipped preset (``configs/ready_bench``) or YAML file."""
-    path = resolve_preset("ready_bench", preset)
-    cfg = from_dict(ReadyBenchConfig, apply_overrides(load_yaml(path), list(overrides)))
-    load_train_config(cfg.train, cfg.train_overrides)  # validate the training preset up front
-    return cfg, str(path)
-
-
-def resolve_request(spec: str, train: ArrayDataset, num_classes: int, revocable: RevocableSet,
-                    exclude: np.ndarray | None = None) -> DeletionRequest:  # fmt: skip
-    """A request from a bench spec; ``random:F@S in pool|stable`` becomes a samples request drawn there."""
-    base, _, where = spec.partition(" in ")
-    request = DeletionRequest.parse(base)
-    if not where:
-        return request
-    check(request.kind == "random", f"'in {where}' only applies to random requests: {spec!r}")
-    # With the whole-data pool, "in pool" is the whole training set; "in stable" has nothing to draw from.
-    check(not (revocable.whole and where == "stable"), f"{spec!r}: a whole-data pool has no stable set")
-    rows = revocable.pool if where == "pool" else revocable.stable
-    if exclude is not None:
-        rows = np.setdiff1d(rows, exclude)
-    k = round(request.fraction * len(train))  # type: ignore[operator]
-    check(0 < k <= len(rows), f"{spec!r}: needs {k} rows, the {where} set has {len(rows)}")
-    pos = np.sort(np.random.default_rng(request.seed).choice(rows, size=k, replace=False))
-    return DeletionRequest.for_samples(np.asarray(train.ids)[pos])
-
-
-def _request_key(views: RequestViews) -> str:
-    """Cache key of a retrained model: the forgotten rows themselves, so groups sharing a request share it."""
-    digest = hashlib.sha256(np.asarray(views.forget_positions, dtype=np.int64).tobytes()).hexdigest()[:12]
-    return f"{views.request.kind}-{digest}"
+    key: str
+    get: Callable[[], tuple[nn.Module, dict[str, Any]]]
 
 
 class ReadyBenchRunner(BenchRunner):
@@ -202,149 +96,226 @@ class ReadyBenchRunner(BenchRunner):
     cfg: ReadyBenchConfig  # type: ignore[assignment]
 
     # -- models -------------------------------------------------------------------------------------------
-    def _trained(self, env: _Env, seed: int, name: str, train_fn) -> tuple[nn.Module, dict[str, Any]]:
-        """A model of ``seed`` cached in ``models/seed<seed>/<name>``; ``train_fn(model) -> info``."""
-        d = self.out / "models" / f"seed{seed}" / _slug(name)
-        if (d / "card.json").exists():
-            ck = load_checkpoint(d, str(self.device))
-            return ck.model, ck.card["bench"]
-        seed_everything(seed)
-        model = env.factory()
-        info = train_fn(model)
-        save_checkpoint(model, d, self._card(env, seed, bench=info, variant=name))
-        return model, info
+    def _variants(self, env: _Env, seed: int, group: ReadyGroup) -> dict[str, _Variant]:
+        """Every model of ``group``'s cells, by variant; none is trained until its ``get`` is called."""
+        cfg = self.cfg
+        rcfg = cfg.group_ready(group).resolved()
+        ready = {"ready": to_dict(rcfg)}
+        specs: dict[str, tuple[dict[str, Any], Callable[[nn.Module], dict[str, Any]]]] = {
+            "standard": ({}, lambda m: self._train_plain(env, m)),
+            "ready": (ready, lambda m: self._train_ready(env, seed, m, rcfg)),
+        }
+        if group.baselines:
+            if cfg.downweight is not None:
+                w = {"revocable": rcfg.revocable, "weight": cfg.downweight}
+                specs["downweight"] = (w, lambda m: self._train_downweight(env, m, group))
+            if cfg.negtrain:
+                specs["negtrain"] = (ready, lambda m: self._train_negtrain(env, seed, m, rcfg))
+            if cfg.dp is not None:
+                specs["dp"] = ({"dp": to_dict(cfg.dp)}, lambda m: self._train_dp(env, m))
+        # Folders are named by variant and hash alone: groups (or sweep rows) with the same resolved config share
+        # one model, whatever their names or positions.
+        return {variant: _Variant(self.model_key(env, variant, conf), self._loader(env, seed, variant, conf, train))
+                for variant, (conf, train) in specs.items()}  # fmt: skip
 
-    def _standard(self, env: _Env, seed: int) -> tuple[nn.Module, dict[str, Any]]:
-        def train(model: nn.Module) -> dict[str, Any]:
-            r = fit(model, env.split.train, env.split.test, env.train_cfg, show_progress=False)
-            return {"seconds": r.seconds, "metrics": r.metrics}
+    def _loader(self, env, seed, variant, conf, train) -> Callable[[], tuple[nn.Module, dict[str, Any]]]:
+        def get() -> tuple[nn.Module, dict[str, Any]]:
+            key = self.model_key(env, variant, conf)
+            if key not in self._loaded:
+                self._loaded[key] = self._model(env, seed, variant, conf, train)
+            return self._loaded[key]
 
-        return self._trained(env, seed, "standard", train)
+        return get
 
-    def _ready(self, env: _Env, seed: int, group: ReadyGroup) -> tuple[nn.Module, dict[str, Any]]:
-        rcfg = self.cfg.group_ready(group)
+    def _train_plain(self, env: _Env, model: nn.Module) -> dict[str, Any]:
+        r = fit(model, env.split.train, env.split.test, env.train_cfg, show_progress=False)
+        return {"seconds": r.seconds, "metrics": r.metrics}
 
-        def train(model: nn.Module) -> dict[str, Any]:
-            train_dev = env.split.train.to(self.device)
-            obj = ReadinessObjective(rcfg, train_dev, env.split.spec.num_classes, seed)
-            r = fit(model, env.split.train, env.split.test, env.train_cfg, show_progress=False, regularizer=obj)
-            return {"seconds": r.seconds, "metrics": r.metrics, "ready": to_dict(rcfg),
-                    "readiness": obj.summary(env.split.train)}  # fmt: skip
+    def _train_ready(self, env: _Env, seed: int, model: nn.Module, rcfg: ReadyConfig) -> dict[str, Any]:
+        obj = ReadinessObjective(rcfg, env.split.train.to(self.device), env.split.spec.num_classes, seed)
+        r = fit(model, env.split.train, env.split.test, env.train_cfg, show_progress=False, regularizer=obj)
+        return {"seconds": r.seconds, "metrics": r.metrics, "ready": to_dict(rcfg),
+                "readiness": obj.summary(env.split.train)}  # fmt: skip
 
-        return self._trained(env, seed, f"ready-{group.name}", train)
+    def _train_negtrain(self, env: _Env, seed: int, model: nn.Module, rcfg: ReadyConfig) -> dict[str, Any]:
+        obj = NegativeTrainingObjective(rcfg, env.split.train.to(self.device), env.split.spec.num_classes, seed)
+        r = fit(model, env.split.train, env.split.test, env.train_cfg, show_progress=False, regularizer=obj)
+        return {"seconds": r.seconds, "metrics": r.metrics, "negtrain": obj.summary(env.split.train)}
 
-    def _downweight(self, env: _Env, seed: int, group: ReadyGroup) -> tuple[nn.Module, dict[str, Any]]:
+    def _train_downweight(self, env: _Env, model: nn.Module, group: ReadyGroup) -> dict[str, Any]:
         rev = self._revocable(env, group)
+        r = fit_downweighted(model, env.split.train, env.split.test, env.train_cfg, rev.pool,
+                             self.cfg.downweight)  # type: ignore[arg-type]  # fmt: skip
+        return {"seconds": r.seconds, "metrics": r.metrics, "weight": self.cfg.downweight}
 
-        def train(model: nn.Module) -> dict[str, Any]:
-            r = fit_downweighted(model, env.split.train, env.split.test, env.train_cfg, rev.pool,
-                                 self.cfg.downweight)  # type: ignore[arg-type]  # fmt: skip
-            return {"seconds": r.seconds, "metrics": r.metrics, "weight": self.cfg.downweight}
-
-        return self._trained(env, seed, f"downweight-{group.name}", train)
-
-    def _dp(self, env: _Env, seed: int) -> tuple[nn.Module, dict[str, Any]]:
-        def train(model: nn.Module) -> dict[str, Any]:
-            r, eps = fit_dp_sgd(model, env.split.train, env.split.test, env.train_cfg, self.cfg.dp)  # type: ignore[arg-type]
-            return {"seconds": r.seconds, "metrics": r.metrics, "epsilon": eps, "dp": to_dict(self.cfg.dp)}
-
-        return self._trained(env, seed, "dp", train)
+    def _train_dp(self, env: _Env, model: nn.Module) -> dict[str, Any]:
+        r, eps = fit_dp_sgd(model, env.split.train, env.split.test, env.train_cfg, self.cfg.dp)  # type: ignore[arg-type]
+        return {"seconds": r.seconds, "metrics": r.metrics, "epsilon": eps, "dp": to_dict(self.cfg.dp)}
 
     def _revocable(self, env: _Env, group: ReadyGroup) -> RevocableSet:
         return RevocableSet.resolve(env.split.train, self.cfg.group_ready(group).revocable, env.split.spec.num_classes)
+
+    def _views(self, env: _Env, request: DeletionRequest) -> RequestViews:
+        return request.resolve(env.split.train, env.split.test, env.split.spec.num_classes)
 
     # -- the matrix ---------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         """Runs every missing cell, then writes ``results.json`` and the report; returns the results."""
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
+        self._loaded: dict[str, tuple[nn.Module, dict[str, Any]]] = {}
+        self._extra_files: dict[str, Path] = {}
+        self._cell_files = []
+        self._check_requests(self._env(cfg.seeds[0]))  # a request too small to resolve fails before training
         write_json(self.out / "bench_config.json", {"preset": self.preset, "config": to_dict(cfg)})
         total = sum(len(g.requests) for g in cfg.groups) * len(cfg.seeds)
         with progress_bar(self.show_progress) as bar:
             task = bar.add_task("ready-bench", total=total)
             for seed in cfg.seeds:
                 env = self._env(seed)
-                standard, std_info = self._standard(env, seed)
-                models: dict[str, tuple[nn.Module, dict[str, Any]]] = {"standard": (standard, std_info)}
-                if cfg.dp is not None and any(g.baselines for g in cfg.groups):
-                    models["dp"] = self._dp(env, seed)
+                self._loaded = {}  # one seed's models at a time
                 for group in cfg.groups:
-                    ready = self._ready(env, seed, group)
-                    variants = {"standard": models["standard"], "ready": ready}
-                    if group.baselines:
-                        if cfg.downweight is not None:
-                            variants["downweight"] = self._downweight(env, seed, group)
-                        if "dp" in models:
-                            variants["dp"] = models["dp"]
+                    variants = self._variants(env, seed, group)
                     rev = self._revocable(env, group)
                     for setting, spec in group.requests.items():
                         bar.update(task, description=f"seed {seed} {group.name}/{setting}")
-                        path = self._cell_path(f"{group.name}/{setting}/seed{seed}")
-                        if not path.exists():
-                            cell = self._run_setting(env, seed, group, setting, spec, rev, variants)
-                            write_json(path, cell)
+                        request = resolve_request(spec, env.split.train, env.split.spec.num_classes, rev)
+                        views = self._views(env, request)
+                        conf = self._cell_config(env, group, setting, spec, views, variants)
+                        path = self.out / "cells" / _cell_name(group.name, setting, seed, conf)
+                        self._cell_files.append(path)
+                        if load_json(path, conf) is None:
+                            cell = self._run_setting(env, seed, group, setting, spec, request, views, variants)
+                            store_json(path, conf, cell)
                         bar.update(task, advance=1)
                 if seed == cfg.seeds[0]:
-                    if cfg.memory and not (self.out / "memory.json").exists():
-                        write_json(self.out / "memory.json", self._memory(env, seed))
-                    if cfg.sequential.count and not (self.out / "sequential.json").exists():
-                        write_json(self.out / "sequential.json", self._sequential(env, seed, standard))
+                    self._extras(env, seed)
         return self.finish()
 
-    def _views(self, env: _Env, request: DeletionRequest) -> RequestViews:
-        return request.resolve(env.split.train, env.split.test, env.split.spec.num_classes)
+    def _check_requests(self, env: _Env) -> None:
+        """Every request of the preset resolves to enough rows (DESIGN §6); raises ``ConfigError`` otherwise."""
+        n = len(env.split.train)
+        for group in self.cfg.groups:
+            rev = self._revocable(env, group)
+            for spec in group.requests.values():
+                pos = resolve_request(spec, env.split.train, env.split.spec.num_classes, rev).forget_positions(
+                    env.split.train, env.split.spec.num_classes
+                )
+                check_request_size(spec, len(pos), n, self.cfg.allow_small_requests)
+        sc = self.cfg.sequential
+        if sc.count:
+            k = round(DeletionRequest.parse(sc.request.partition(" in ")[0]).fraction * n)  # type: ignore[operator]
+            check_request_size(sc.request, k, n, self.cfg.allow_small_requests)
 
-    def _run_setting(self, env, seed, group, setting, spec, rev, variants) -> dict[str, Any]:
+    def _cell_config(self, env, group, setting, spec, views, variants) -> dict[str, Any]:
+        """Everything one cell depends on: its models (by key), the request's rows, methods, stop, attacks."""
         cfg = self.cfg
-        request = resolve_request(spec, env.split.train, env.split.spec.num_classes, rev)
-        views = self._views(env, request)
-        reference, ref_info = self._retrained(env, variants["standard"][0], views, _request_key(views), seed)
-        ref_metrics = compute(EvalOutputs.for_request(reference, views, env.split.test))
-        ref_relearn = relearn_attack(reference, views, cfg.relearn)
+        targeted = setting in group.targeted
+        return {"cell": f"{group.name}/{setting}", "seed": env.train_cfg.seed, "request": spec,
+                "forget_rows": rows_digest(views), "models": {v: var.key for v, var in variants.items()},
+                "reference": self.model_key(env, "retrain", self._retrain_config(views)),
+                "methods": [to_dict(m) for m in cfg.methods],
+                "extra_methods": [to_dict(m) for m in cfg.extra_methods] if targeted else [], "targeted": targeted,
+                "ready": to_dict(cfg.group_ready(group)), **self._run_context(env.train_cfg.seed, views)}  # fmt: skip
+
+    def _run_context(self, seed: int, views: RequestViews) -> dict[str, Any]:
+        """The parts of a run's cache config that are neither models nor the method.
+
+        The request kind is there beside the rows: a class request and a samples request naming the same rows
+        are scored on different test views.
+        """
+        return {"kind": views.request.kind, "stop": to_dict(self._stop(views)),
+                "relearn": to_dict(self._relearn_cfg(seed)), "mia": self.cfg.mia,
+                "mia_max_test": self.cfg.mia_max_test}  # fmt: skip
+
+    def _stop(self, views: RequestViews) -> StopConfig:
+        return self.cfg.kind_stop(views.request.kind)
+
+    def _run_setting(self, env, seed, group, setting, spec, request, views, variants) -> dict[str, Any]:
+        cfg = self.cfg
+        standard = variants["standard"].get()[0]
+        reference, ref_info = self._retrained(env, standard, views, self._request_name(views), seed)
+        ref_metrics = self._evaluate(reference, views, env.split.test, None, seed)
+        ref_relearn = relearn_attack(reference, views, self._relearn_cfg(seed))
+        ref_key = self.model_key(env, "retrain", self._retrain_config(views))
+        stop = self._stop(views)
+        kind = request.kind if request.kind != "samples" else "random"
         runs = []
         targeted = setting in group.targeted
-        for variant, (model, info) in variants.items():
+        for variant, var in variants.items():
+            model, info = var.get()
             methods = list(cfg.methods)
             if targeted and variant in ("standard", "ready"):
                 methods += cfg.extra_methods
             before = compute(EvalOutputs.for_request(model, views, env.split.test))
             for mcfg in methods:
-                result = self._shared_run(variant, env, seed, model, views, mcfg, reference, ref_metrics)
+                result = self._cached_run(env, seed, variant, var.key, model, views, mcfg, reference, ref_key,
+                                          ref_metrics, kind)  # fmt: skip
                 runs.append({"variant": variant, "method": mcfg.name, "train_seconds": info["seconds"],
-                             "before": before, **result})  # fmt: skip
+                             "train_metrics": info.get("metrics", {}), "before": before, **result})  # fmt: skip
         return {
             "group": group.name, "setting": setting, "seed": seed, "spec": spec, "targeted": targeted,
-            "request": request.describe(), "kind": request.kind if request.kind != "samples" else "random",
-            "views": views.sizes(), "reference": {"metrics": ref_metrics, "relearn": ref_relearn, **ref_info},
+            "request": request.describe(), "kind": kind, "views": views.sizes(),
+            "stop": {**to_dict(stop), "reference_value": reference_value(stop, ref_metrics),
+                     "tolerance_samples": stop.tolerance * len(views.forget) if stop.rule == "forget_acc" else None},
+            "reference": {"metrics": ref_metrics, "relearn": ref_relearn, "key": ref_key, **ref_info},
             "ready": to_dict(cfg.group_ready(group)), "runs": runs,
         }  # fmt: skip
 
-    def _shared_run(self, variant, env, seed, model, views, mcfg, reference, ref_metrics) -> dict[str, Any]:
-        """Unlearning runs of models every group shares (standard, DP) are computed once per request."""
-        if variant not in ("standard", "dp"):
-            return self._unlearn(env, seed, model, views, mcfg, reference, ref_metrics)
-        key = json.dumps(to_dict(mcfg), sort_keys=True) + json.dumps(to_dict(self.cfg.stop), sort_keys=True)
-        digest = hashlib.sha256(key.encode()).hexdigest()[:8]
-        path = self.out / "shared" / f"seed{seed}-{variant}-{_request_key(views)}-{mcfg.name}-{digest}.json"
-        if path.exists():
-            return json.loads(path.read_text(encoding="utf-8"))
-        result = self._unlearn(env, seed, model, views, mcfg, reference, ref_metrics)
-        write_json(path, result)
+    @staticmethod
+    def _request_name(views: RequestViews) -> str:
+        return f"{views.request.kind}-{rows_digest(views)[:12]}"
+
+    def _cached_run(self, env, seed, variant, model_key, model, views, mcfg, reference, ref_key, ref_metrics,
+                    kind) -> dict[str, Any]:  # fmt: skip
+        """One unlearning run, cached under ``shared/`` by everything it depends on.
+
+        Runs of the models every group shares (standard, DP) are thereby computed once per request.
+        """
+        conf = {"model": model_key, "reference": ref_key, "forget_rows": rows_digest(views), "method": to_dict(mcfg),
+                **self._run_context(seed, views)}  # fmt: skip
+        path = self.out / "shared" / f"seed{seed}-{variant}-{_slug(mcfg.name)}-{cache_key(conf)}.json"
+        cached = load_json(path, conf)
+        if cached is not None:
+            return {k: v for k, v in cached.items() if k != "cache"}
+        result = self._unlearn(env, seed, model, views, mcfg, reference, ref_metrics, kind)
+        store_json(path, conf, result)
         return result
 
-    def _unlearn(self, env, seed, original, views, mcfg, reference, ref_metrics) -> dict[str, Any]:
+    def _unlearn(self, env, seed, original, views, mcfg, reference, ref_metrics, kind) -> dict[str, Any]:
         model = copy.deepcopy(original)
-        ucfg = UnlearnConfig(method=mcfg, stop=self.cfg.stop, seed=seed)
+        stop = self._stop(views)
+        ucfg = UnlearnConfig(method=mcfg, stop=stop, seed=seed)
         res = unlearn_model(model, views, build_method(mcfg, env.task), ucfg, self._ctx(env, seed),
-                            reference_value=ref_metrics["forget_acc"])  # fmt: skip
+                            reference_value=reference_value(stop, ref_metrics))  # fmt: skip
         metrics = self._evaluate(model, views, env.split.test, reference, seed)
         return {
             "steps": res.steps, "grad_evals": res.grad_evals, "seconds": res.seconds, "stop_reason": res.stop_reason,
-            "reached": res.reached, "metrics": metrics, "curve": res.curve,
-            "relearn": relearn_attack(model, views, self.cfg.relearn),
+            "reached": res.reached, "target": res.target, "metrics": metrics, "gaps": gaps(metrics, ref_metrics, kind),
+            "curve": res.curve, "relearn": relearn_attack(model, views, self._relearn_cfg(seed)),
         }  # fmt: skip
 
     # -- reported extras ----------------------------------------------------------------------------------
+    def _extras(self, env: _Env, seed: int) -> None:
+        """Memory per step and sequential requests on the first seed, each cached by its own config."""
+        cfg = self.cfg
+        readies = {g.name: to_dict(cfg.group_ready(g).resolved()) for g in cfg.groups}
+        jobs: list[tuple[str, dict[str, Any], Callable[[], dict[str, Any]]]] = []
+        if cfg.memory:
+            jobs.append(("memory", {"train": to_dict(env.train_cfg), "ready": readies},
+                         lambda: self._memory(env, seed)))  # fmt: skip
+        if cfg.sequential.count:
+            sc = cfg.sequential
+            conf = {"standard": self.model_key(env, "standard", {}), "ready": readies[sc.group],
+                    "train": to_dict(env.train_cfg), "sequential": to_dict(sc),
+                    "stop": to_dict(cfg.kind_stop("random")), "methods": [to_dict(m) for m in cfg.methods]}  # fmt: skip
+            jobs.append(("sequential", conf, lambda: self._sequential(env, seed)))
+        for name, conf, make in jobs:
+            path = self.out / f"{name}.json"
+            if load_json(path, conf) is None:
+                store_json(path, conf, make())
+            self._extra_files[name] = path
+
     def _memory(self, env: _Env, seed: int) -> dict[str, Any]:
         """Autograd bytes of one standard step and one ready step per group (same batch size)."""
         torch.manual_seed(seed)
@@ -364,17 +335,19 @@ class ReadyBenchRunner(BenchRunner):
             out[f"ready-{group.name}"] = saved_tensor_bytes(step)
         return out
 
-    def _sequential(self, env: _Env, seed: int, standard: nn.Module) -> dict[str, Any]:
+    def _sequential(self, env: _Env, seed: int) -> dict[str, Any]:
         """``count`` requests one after another on the standard and the ready model of ``sequential.group``."""
         sc = self.cfg.sequential
         group = next(g for g in self.cfg.groups if g.name == sc.group)
-        ready, _ = self._ready(env, seed, group)
+        variants = self._variants(env, seed, group)
+        standard, ready = variants["standard"].get()[0], variants["ready"].get()[0]
         rev = self._revocable(env, group)
         base, _, where = sc.request.partition(" in ")
         req0 = DeletionRequest.parse(base)
-        mcfg = next((m for m in [*self.cfg.methods, *self.cfg.extra_methods] if m.name == sc.method),
-                    method_config({"name": sc.method}))  # fmt: skip
+        mcfg: MethodConfig = next((m for m in [*self.cfg.methods, *self.cfg.extra_methods] if m.name == sc.method),
+                                  method_config({"name": sc.method}))  # fmt: skip
         train, n = env.split.train, len(env.split.train)
+        stop = self.cfg.kind_stop("random")
         steps: list[dict[str, Any]] = []
         current = {"standard": copy.deepcopy(standard), "ready": copy.deepcopy(ready)}
         gone = np.empty(0, dtype=np.int64)
@@ -388,27 +361,31 @@ class ReadyBenchRunner(BenchRunner):
                                  env.split.test, pos)  # fmt: skip
             all_gone = RequestViews(request, train.subset(gone), train.subset(keep), env.split.test.subset([]),
                                     env.split.test, gone)  # fmt: skip
-            reference, _ = self._retrained(env, standard, all_gone, _request_key(all_gone), seed)
+            reference, _ = self._retrained(env, standard, all_gone, self._request_name(all_gone), seed)
             ref = compute(EvalOutputs.collect(reference, {"forget": views.forget, "test": env.split.test}))
             row: dict[str, Any] = {"request": i + 1, "size": len(pos), "reference_forget_acc": ref["forget_acc"],
+                                   "reference_forget_loss": ref["forget_loss"],
                                    "reference_test_acc": ref["test_acc"]}  # fmt: skip
             for variant, model in current.items():
-                ucfg = UnlearnConfig(method=mcfg, stop=self.cfg.stop, seed=seed + i)
+                ucfg = UnlearnConfig(method=mcfg, stop=stop, seed=seed + i)
                 res = unlearn_model(model, views, build_method(mcfg, env.task), ucfg, self._ctx(env, seed),
-                                    reference_value=ref["forget_acc"])  # fmt: skip
+                                    reference_value=reference_value(stop, ref))  # fmt: skip
                 m = compute(EvalOutputs.collect(model, {"test": env.split.test, "forget": all_gone.forget}))
                 row[variant] = {"steps": res.steps, "reached": res.reached, "test_acc": m["test_acc"],
-                                "forget_acc_all": m["forget_acc"]}  # fmt: skip
+                                "forget_acc_all": m["forget_acc"], "forget_loss_all": m["forget_loss"]}  # fmt: skip
             steps.append(row)
-        return {"seed": seed, "group": sc.group, "method": sc.method, "request": sc.request, "rows": steps}
+        return {"seed": seed, "group": sc.group, "method": sc.method, "request": sc.request, "stop": to_dict(stop),
+                "rows": steps}  # fmt: skip
 
     def finish(self) -> dict[str, Any]:
-        """Collects cells into ``results.json`` (with the target summary) and renders the report."""
-        from ready2unlearn.report.readiness import summarise_readiness, write_readiness_report
+        """Collects this run's cells into ``results.json`` (with the target summary) and renders the report."""
+        from ready2unlearn.report.readiness import summarise_readiness
+        from ready2unlearn.report.readiness_report import write_readiness_report
 
-        cells = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((self.out / "cells").glob("*.json"))]
-        extras = {name: json.loads((self.out / f"{name}.json").read_text(encoding="utf-8"))
-                  for name in ("memory", "sequential") if (self.out / f"{name}.json").exists()}  # fmt: skip
+        cells = read_cells(self._cell_files)
+        extras = {}
+        for name, path in self._extra_files.items():
+            extras[name] = {k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if k != "cache"}
         results = {
             "preset": self.preset, "created": now_iso(), "versions": versions(), "config": to_dict(self.cfg),
             "seeds": self.cfg.seeds, "data_fingerprints": self._fingerprints(), "cells": cells, **extras,

@@ -7,8 +7,14 @@ Every run has a step budget. On top of it, a rule says when forgetting is reache
 - ``forget_loss``: stop once forget-set loss ≥ the target.
 
 The target is a number, ``chance`` (1 / number of classes) or ``reference`` (the retrained model's value
-on the same forget set, passed by the caller). Divergence — a non-finite loss, or retain accuracy below
-``retain_floor`` — stops the run and restores the last state that passed its check.
+on the same forget set, passed by the caller). A ``reference`` target takes a ``tolerance`` τ in the rule's
+own units: ``forget_acc`` stops at ≤ reference + τ, ``forget_loss`` at ≥ reference − τ. Why: a retrained
+model typically scores 0 on a forgotten class, and "forget accuracy ≤ 0" makes one stubborn sample hold
+a run to its budget; τ = 0.01 accepts up to 1% of D_f (pick τ ≥ 1/|D_f| so that it admits at least one
+sample). A run that misses even the tolerant target is still censored (``reached = false``).
+
+Divergence — a non-finite loss, or retain accuracy below ``retain_floor`` — stops the run and restores the
+last state that passed its check.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from ready2unlearn.config import check
 from ready2unlearn.errors import ConfigError
 
 Rule = Literal["steps", "forget_acc", "forget_loss"]
+MAX_EPOCHS = 1e6
 
 
 @dataclass
@@ -35,6 +42,9 @@ class StopConfig:
         eval_every: Check the rule (and divergence) every this many steps.
         retain_floor: Divergence if retain accuracy falls below this (absolute); ``null`` = no floor.
         retain_eval_size: Retain samples used for the divergence check (a fixed random subset, for speed).
+        tolerance: Slack τ ≥ 0 on a ``reference`` target, in the rule's units (accuracy for ``forget_acc``,
+            nats for ``forget_loss``): stop at forget accuracy ≤ reference + τ, or forget loss ≥
+            reference − τ. Numeric and ``chance`` targets are used as given.
     """
 
     rule: Rule = "steps"
@@ -44,13 +54,20 @@ class StopConfig:
     eval_every: int = 1
     retain_floor: float | None = None
     retain_eval_size: int = 2000
+    tolerance: float = 0.0
 
     def __post_init__(self) -> None:
         check(self.max_steps > 0, f"stop.max_steps must be positive, got {self.max_steps}")
-        check(self.epochs is None or self.epochs > 0, f"stop.epochs must be positive, got {self.epochs}")
+        # Bounded so that the step budget computed from it stays an ordinary integer (inf, nan and 1e308
+        # would overflow math.ceil); a million passes is far beyond any real unlearning run.
+        check(self.epochs is None or (math.isfinite(self.epochs) and 0 < self.epochs <= MAX_EPOCHS),
+              f"stop.epochs must be a positive number of passes up to {MAX_EPOCHS:,.0f}, "
+              f"got {self.epochs}")  # fmt: skip
         check(self.eval_every > 0, "stop.eval_every must be positive")
         check(self.retain_eval_size > 0, "stop.retain_eval_size must be positive")
         check(self.retain_floor is None or 0 <= self.retain_floor <= 1, "stop.retain_floor must be in [0, 1]")
+        check(math.isfinite(self.tolerance) and self.tolerance >= 0,
+              f"stop.tolerance must be a finite number ≥ 0, got {self.tolerance}")  # fmt: skip
         if self.rule == "steps":
             check(self.target is None, "stop.target only applies to the forget_acc / forget_loss rules")
         else:
@@ -87,6 +104,8 @@ class StopConfig:
     def resolve_target(self, num_classes: int, reference: float | None) -> float | None:
         """The numeric target, given the class count and the retrained model's value (if any).
 
+        A ``reference`` target includes :attr:`tolerance` (added to an accuracy, subtracted from a loss).
+
         Raises:
             ConfigError: If the target is ``reference`` and no reference value is available.
         """
@@ -97,7 +116,7 @@ class StopConfig:
         if self.target == "reference":
             if reference is None or math.isnan(reference):
                 raise ConfigError("stop target 'reference' needs a retrained reference model (--reference DIR)")
-            return reference
+            return reference + self.tolerance if self.rule == "forget_acc" else reference - self.tolerance
         return float(self.target)  # type: ignore[arg-type]
 
     def reached(self, target: float | None, forget_acc: float, forget_loss: float) -> bool:

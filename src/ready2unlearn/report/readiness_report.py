@@ -1,0 +1,234 @@
+"""The Markdown report and plots of a readiness benchmark (``report.md`` beside ``results.json``)."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ready2unlearn.artifacts import atomic_write
+from ready2unlearn.report.plots import _new_figure, _save
+
+_COLORS = {"standard": "tab:blue", "ready": "tab:red", "downweight": "tab:green", "negtrain": "tab:orange",
+           "dp": "tab:purple", "retrained": "black"}  # fmt: skip
+
+
+# -- number formatting ----------------------------------------------------------------------------------
+def _pm(s: Mapping[str, Any] | None, pct: bool = False, digits: int = 3) -> str:
+    """``mean ± std`` of a statistic (in points when ``pct``); ``–`` when absent."""
+    if not s or s["n"] == 0 or not math.isfinite(s["mean"]):
+        return "–"
+    scale, d = (100, 1) if pct else (1, digits)
+    return f"{s['mean'] * scale:.{d}f} ± {s['std'] * scale:.{d}f}"
+
+
+def _ci(s: Mapping[str, Any] | None, pct: bool = False, digits: int = 3) -> str:
+    """``mean [low, high]`` (95% CI) of a statistic, or its ratio text (geometric mean, censoring)."""
+    if not s or (s["n"] == 0 and not s.get("text")):
+        return "–"
+    if s.get("text"):
+        return str(s["text"])
+    scale, d = (100, 1) if pct else (1, digits)
+    ci = f" [{s['ci_low'] * scale:.{d}f}, {s['ci_high'] * scale:.{d}f}]" if math.isfinite(s["ci_low"]) else ""
+    return f"{s['mean'] * scale:.{d}f}{ci}"
+
+
+def _reached(s: Mapping[str, Any] | None) -> str:
+    return "–" if not s or s["n"] == 0 else f"{round(s['mean'] * s['n'])}/{s['n']}"
+
+
+# -- tables ---------------------------------------------------------------------------------------------
+def _targets_table(targets: Sequence[Mapping[str, Any]]) -> list[str]:
+    lines = ["| group / setting | method | target | estimate [95% CI] (n) | threshold | verdict |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for t in targets:
+        est = t["text"] if t.get("text") else _ci(t) + f" (n={t['n']})"
+        verdict = t["verdict"] if t["verdict"] != "missed" else "**missed**"
+        lines.append(f"| {t['group']} / {t['setting']} | {t['method']} | {t['description']} | {est} | "
+                     f"{t['op']} {t['threshold']:.3f} | {verdict} |")  # fmt: skip
+    return lines
+
+
+def _efficiency_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    lines = ["| group / setting | variant | method | steps | reached | steps ratio vs standard [95% CI] | "
+             "forget acc before % | forget loss before | acc before % | acc after % (utility) | retrained acc % | "
+             "train time ratio |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        lines.append(f"| {r['group']} / {r['setting']}{' *' if r['targeted'] else ''} | {r['variant']} | "
+                     f"{r['method']} | {_pm(r['steps'], digits=1)} | {_reached(r['reached'])} | "
+                     f"{_ci(r.get('steps_ratio'))} | {_pm(r['before_forget_acc'], True)} | "
+                     f"{_pm(r['before_forget_loss'])} | {_pm(r['acc_before'], True)} | {_pm(r['acc_after'], True)} | "
+                     f"{_pm(r['retrained_acc'], True)} | {_ci(r.get('train_time_ratio'))} |")  # fmt: skip
+    return lines
+
+
+def _privacy_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    lines = ["| group / setting | variant | method | MIA AUC (retrained) | MIA-efficacy (retrained) | Avg. Gap | "
+             "forget quality | UA during relearn % | UA after relearn % | floor during relearn % | "
+             "gap to floor closed [95% CI] |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        lines.append(f"| {r['group']} / {r['setting']}{' *' if r['targeted'] else ''} | {r['variant']} | "
+                     f"{r['method']} | {_pm(r['mia_auc'])} ({_pm(r['retrained_mia_auc'])}) | "
+                     f"{_pm(r['mia_efficacy'])} ({_pm(r['retrained_mia_efficacy'])}) | {_pm(r['avg_gap'])} | "
+                     f"{_pm(r['forget_quality'])} | {_pm(r['relearn_forget_acc'], True)} | "
+                     f"{_pm(r['relearn_final_forget_acc'], True)} | {_pm(r['retrained_relearn_forget_acc'], True)} | "
+                     f"{_ci(r.get('relearn_gap_closed'))} |")  # fmt: skip
+    return lines
+
+
+def _negtrain_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["## Ready vs negative training (equal utility cost?)", "",
+             "Steps ratio ready / negtrain, each variant's steps ratio to the standard model, and each variant's "
+             "utility cost (test accuracy before unlearning minus the standard model's, points; negative = a cost). "
+             "Readiness shows a benefit of its simulated unlearning only where it needs fewer steps at no larger "
+             "cost.", "",
+             "| group / setting | method | ready / negtrain steps [95% CI] | ready / standard | negtrain / standard | "
+             "test acc before, ready − standard (pt) | test acc before, negtrain − standard (pt) |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        lines.append(f"| {r['group']} / {r['setting']}{' *' if r['targeted'] else ''} | {r['method']} | "
+                     f"{_ci(r['steps_ratio_vs_negtrain'])} | {_ci(r['steps_ratio'])} | "
+                     f"{_ci(r['negtrain_steps_ratio'])} | {_ci(r['before_vs_standard'], True)} | "
+                     f"{_ci(r['negtrain_before_vs_standard'], True)} |")  # fmt: skip
+    return [*lines, ""]
+
+
+def _stop_text(cfg: Mapping[str, Any]) -> str:
+    stop = cfg["stop"]
+    kinds = "; ".join(f"{k}: {', '.join(v)}" for k, v in cfg.get("stop_per_kind", {}).items())
+    return f"budget {stop['max_steps']} steps, checked every {stop['eval_every']}; per request kind — {kinds}"
+
+
+# -- plots ----------------------------------------------------------------------------------------------
+def _targeted_panels(results: Mapping[str, Any]) -> tuple[Any, Any, list[Any], list[tuple[str, str]], str] | None:
+    """A figure with one panel per targeted (group, setting), and what the panels show; ``None`` if none."""
+    cells = [c for c in results["cells"] if c["targeted"]]
+    keys = list(dict.fromkeys((c["group"], c["setting"]) for c in cells))
+    if not keys:
+        return None
+    fig = _new_figure(4.2 * len(keys), 3.4)
+    axes = fig.subplots(1, len(keys), squeeze=False)[0]
+    return fig, axes, cells, keys, results["config"]["methods"][0]["name"]
+
+
+def plot_ready_curves(results: Mapping[str, Any], path: Path) -> Path | None:
+    """The stop rule's quantity vs unlearning step per variant, one panel per targeted setting (first method).
+
+    Class requests show forget accuracy, loss-stopped requests forget loss; the dotted line is the target.
+    """
+    panels = _targeted_panels(results)
+    if panels is None:
+        return None
+    fig, axes, cells, keys, method = panels
+    for ax, (group, setting) in zip(axes, keys, strict=True):
+        quantity = "forget_acc"
+        for cell in (c for c in cells if (c["group"], c["setting"]) == (group, setting)):
+            quantity = "forget_loss" if cell.get("stop", {}).get("rule") == "forget_loss" else "forget_acc"
+            for run in cell["runs"]:
+                if run["method"] != method or run["variant"] not in _COLORS:
+                    continue
+                xs = [p["step"] for p in run["curve"]]
+                ys = [p[quantity] for p in run["curve"]]
+                ax.plot(xs, ys, color=_COLORS[run["variant"]], alpha=0.7, lw=1.2,
+                        label=run["variant"] if cell["seed"] == cells[0]["seed"] else None)  # fmt: skip
+            target = next((r.get("target") for r in cell["runs"] if r.get("target") is not None), None)
+            ax.axhline(cell["reference"]["metrics"][quantity] if target is None else target, color="black", ls=":",
+                       lw=1)  # fmt: skip
+        ax.set_title(f"{group} / {setting} ({method})", fontsize=9)
+        ax.set_xlabel("unlearning step")
+        ax.set_ylabel(quantity.replace("_", " "))
+        ax.set_xscale("symlog", linthresh=10)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_relearn(results: Mapping[str, Any], path: Path) -> Path | None:
+    """Forget accuracy during the relearning attack: every variant and the retrained floor (mean over seeds)."""
+    panels = _targeted_panels(results)
+    if panels is None:
+        return None
+    fig, axes, cells, keys, method = panels
+    for ax, key in zip(axes, keys, strict=True):
+        series: dict[str, list[list[float]]] = defaultdict(list)
+        xs: list[int] = []
+        for cell in (c for c in cells if (c["group"], c["setting"]) == key):
+            curves = {"retrained": cell["reference"]["relearn"]}
+            curves.update({r["variant"]: r["relearn"] for r in cell["runs"] if r["method"] == method})
+            for name, rel in curves.items():
+                curve = next(iter(rel.values()))["curve"]
+                xs = [p["step"] for p in curve]
+                series[name].append([p["forget_acc"] for p in curve])
+        for name, ys in series.items():
+            ax.plot(xs, np.mean(ys, axis=0), marker="o", ms=3, label=name, color=_COLORS.get(name))
+        ax.set_title(f"relearning: {key[0]} / {key[1]} ({method})", fontsize=9)
+        ax.set_xlabel("attack step")
+        ax.set_ylabel("forget accuracy (mean over seeds)")
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+# -- the report -----------------------------------------------------------------------------------------
+def _sequential_lines(q: Mapping[str, Any]) -> list[str]:
+    lines = [f"## Sequential requests ({q['request']}, {q['method']}, seed {q['seed']})", "",
+             "Steps marked † exhausted the budget (censored).", "",
+             "| request | size | steps standard | steps ready | test acc standard % | test acc ready % | "
+             "retrained test acc % |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in q["rows"]:
+        s, d = r["standard"], r["ready"]
+        lines.append(f"| {r['request']} | {r['size']} | {s['steps']}{'' if s['reached'] else ' †'} | "
+                     f"{d['steps']}{'' if d['reached'] else ' †'} | {100 * s['test_acc']:.1f} | "
+                     f"{100 * d['test_acc']:.1f} | {100 * r['reference_test_acc']:.1f} |")  # fmt: skip
+    return [*lines, ""]
+
+
+def _memory_lines(m: Mapping[str, Any]) -> list[str]:
+    std = m["standard"]
+    lines = ["## Memory per training step (autograd saved tensors)", "",
+             f"Batch {m['batch_size']}; parameters + buffers {m['state_bytes'] / 2**20:.2f} MiB (same for all).",
+             "", "| model | MiB | ratio to standard |", "|---|---|---|",
+             f"| standard | {std / 2**20:.2f} | 1.00 |"]  # fmt: skip
+    lines += [f"| {k} | {v / 2**20:.2f} | {v / std:.2f} |" for k, v in m.items() if k.startswith("ready-")]
+    return [*lines, ""]
+
+
+def write_readiness_report(results: Mapping[str, Any], out_dir: str | Path) -> Path:
+    """Writes ``report.md``: targets, efficiency/utility and privacy/relearning tables, baselines, extras, plots."""
+    out = Path(out_dir)
+    plots = {"curves": plot_ready_curves(results, out / "plots" / "ready_curves.png"),
+             "relearn": plot_relearn(results, out / "plots" / "relearn.png")}  # fmt: skip
+    s = results["summary"]
+    cfg = results["config"]
+    verdicts = [t["verdict"] for t in s["targets"]]
+    tally = ", ".join(f"{verdicts.count(v)} {v}" for v in ("met", "missed", "inconclusive", "n/a") if v in verdicts)
+    lines = [f"# Readiness benchmark: {results['preset']}", "",
+             f"Training preset `{cfg['train']}` {cfg['train_overrides']}, seeds {results['seeds']}. Stop rules: "
+             f"{_stop_text(cfg)} (`target=reference` is the retrained model's value, with the tolerance added). "
+             "Every comparison is paired by seed inside one run; intervals are 95%: t-intervals for differences, "
+             "geometric mean with a t-interval on log-ratios for ratios. A run that exhausted its budget is censored: "
+             "its step ratio is a bound (≤ / ≥), counted apart from n, and a target is met only when its whole "
+             "interval lies on the right side (missed: wholly on the wrong side; otherwise inconclusive). Rows marked "
+             "* are targeted; accuracy is test-retain accuracy for class requests, test accuracy otherwise. "
+             "Forget quality: KS-test p-value of the forget samples' losses against the retrained model's. "
+             "Gap to floor closed: (standard recovery − variant recovery) / (standard recovery − retrained "
+             "recovery) under the same seeded relearning attack.", "",
+             f"## Targets ({'all met' if s['all_targets_met'] else tally or 'none'})", "",
+             *_targets_table(s["targets"]), "", "## Efficiency and utility", "", *_efficiency_table(s["rows"]), "",
+             "## Privacy and relearning", "", *_privacy_table(s["rows"]), "",
+             *_negtrain_table(s.get("vs_negtrain", []))]  # fmt: skip
+    if "memory" in results:
+        lines += _memory_lines(results["memory"])
+    if "sequential" in results:
+        lines += _sequential_lines(results["sequential"])
+    for name, p in plots.items():
+        if p is not None:
+            lines += [f"![{name}](plots/{p.name})", ""]
+    path = out / "report.md"
+    text = "\n".join(lines)
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return path
