@@ -24,6 +24,8 @@ from ready2unlearn.unlearn import Batch, ClassificationTask, build_method
 from tests.conftest import make_blobs
 
 TASK = ClassificationTask(4)
+#: The fixed-λ form these mechanics tests were written for (the shipped class defaults are now dual / alpha=auto).
+FIXED = {"alpha": 0.01, "dual": False, "meta_every": 1}
 
 
 def _batch(seed: int = 0, n: int = 16) -> Batch:
@@ -174,7 +176,7 @@ def test_batchnorm_buffers_are_not_touched_and_parity_holds():
     expected = _sgd_reference(model, "ga", batch, steps=2, lr=0.05)
     for name, p in theta.items():
         torch.testing.assert_close(p, expected[name], rtol=1e-5, atol=1e-6)
-    cfg = from_dict(ReadyConfig, {"resistance": 1.0})
+    cfg = from_dict(ReadyConfig, {"resistance": 1.0, "alpha": 0.05})
     loss, _ = readiness_loss(build_method({"name": "ga"}, TASK), model, batch, cfg)
     loss.backward()
     for k, v in model.named_buffers():
@@ -203,7 +205,7 @@ def test_frozen_parameters_stay_out_of_the_inner_loop_and_get_no_gradient():
     expected = _sgd_reference(model, "ga", batch, steps=2, lr=0.05)
     for name, p in theta.items():
         torch.testing.assert_close(p, expected[name], rtol=1e-5, atol=1e-6)
-    loss, _ = readiness_loss(build_method({"name": "ga"}, TASK), model, batch, ReadyConfig())
+    loss, _ = readiness_loss(build_method({"name": "ga"}, TASK), model, batch, from_dict(ReadyConfig, FIXED))
     loss.backward()
     assert model[1].weight.grad is None and model[3].weight.grad is not None
 
@@ -211,7 +213,7 @@ def test_frozen_parameters_stay_out_of_the_inner_loop_and_get_no_gradient():
 def test_readiness_loss_parts_and_cap():
     model = _mlp()
     batch = _batch()
-    cfg = from_dict(ReadyConfig, {"resistance": 1.0, "cap": 1e-3, "first_order": False})
+    cfg = from_dict(ReadyConfig, {**FIXED, "resistance": 1.0, "cap": 1e-3, "first_order": False})
     loss, parts = readiness_loss(build_method({"name": "npo"}, TASK), model, batch, cfg)
     assert {"retain_after", "forget_after", "forget_relearned", "ready_loss"} <= set(parts)
     # past the cap the forget terms are constant: only retention is left
@@ -227,7 +229,7 @@ def test_readiness_loss_parts_and_cap():
 @pytest.mark.parametrize("retention", [0.0, 1.0])
 def test_an_outer_step_on_l_ready_raises_the_forget_loss_reached_by_unlearning(first_order, retention):
     model, batch = _mlp(), _batch()
-    cfg = from_dict(ReadyConfig, {"cap": 50.0, "first_order": first_order, "retention": retention, "lam": 1.0,
+    cfg = from_dict(ReadyConfig, {**FIXED, "cap": 50.0, "first_order": first_order, "retention": retention, "lam": 1.0,
                                   "alpha": 0.05})  # fmt: skip
     ga = build_method({"name": "ga"}, TASK)
 
@@ -247,14 +249,14 @@ def test_an_outer_step_on_l_ready_raises_the_forget_loss_reached_by_unlearning(f
 
 def test_a_saturated_cap_passes_no_gradient_and_is_reported():
     model, batch = _mlp(), _batch()
-    cfg = from_dict(ReadyConfig, {"retention": 0.0, "cap": 0.5})  # CE(θ'_k; F) ≈ 1.3 is past the cap
+    cfg = from_dict(ReadyConfig, {**FIXED, "retention": 0.0, "cap": 0.5})  # CE(θ'_k; F) ≈ 1.3 is past the cap
     loss, parts = readiness_loss(build_method({"name": "ga"}, TASK), model, batch, cfg)
     assert parts["forget_after"] > 0.5 and parts["cap_saturated"] == 1.0
     loss.backward()
     assert all(p.grad is None or not p.grad.any() for p in model.parameters())
     data = make_blobs(240, seed=0)
     for cap, expected in ((1e-3, 1.0), (1e3, 0.0)):
-        obj = ReadinessObjective(from_dict(ReadyConfig, {"cap": cap}), data, 4, seed=0)
+        obj = ReadinessObjective(from_dict(ReadyConfig, {**FIXED, "cap": cap}), data, 4, seed=0)
         for step in range(3):
             obj(model, step, 0)
         assert obj.summary(data)["cap_saturation"] == expected
@@ -263,8 +265,8 @@ def test_a_saturated_cap_passes_no_gradient_and_is_reported():
 def test_gain_form_does_not_reward_fitting_forget_badly():
     model = _mlp()
     batch = _batch()
-    level = from_dict(ReadyConfig, {"retention": 0.0})
-    gain = from_dict(ReadyConfig, {"retention": 0.0, "forget_term": "gain"})
+    level = from_dict(ReadyConfig, {**FIXED, "retention": 0.0})
+    gain = from_dict(ReadyConfig, {**FIXED, "retention": 0.0, "forget_term": "gain"})
     ga = build_method({"name": "ga"}, TASK)
     l_level, _ = readiness_loss(ga, model, batch, level)
     l_gain, _ = readiness_loss(ga, model, batch, gain)
@@ -344,7 +346,8 @@ def test_knob_validation(data, match):
 def test_objective_schedule_scales_with_meta_every_and_skips_warmup():
     data = make_blobs(240, seed=0)
     model = _mlp()
-    obj = ReadinessObjective(from_dict(ReadyConfig, {"meta_every": 3, "start_epoch": 1, "lam": 0.1}), data, 4, seed=0)
+    knobs = {"meta_every": 3, "start_epoch": 1, "lam": 0.1, "dual": False}
+    obj = ReadinessObjective(from_dict(ReadyConfig, knobs), data, 4, seed=0)
     assert obj(model, 0, 0) == (None, {})  # warm-up epoch
     assert obj(model, 4, 1) == (None, {})  # between meta steps
     loss, parts = obj(model, 6, 1)
@@ -360,7 +363,7 @@ def test_fit_with_readiness_and_sample_weights_runs_and_weights_matter():
     train, test = make_blobs(240, seed=0), make_blobs(80, seed=1)
     cfg = toy_train_config()
     m1 = toy_model()
-    obj = ReadinessObjective(from_dict(ReadyConfig, {"revocable": "class:1"}), train, 4, seed=0)
+    obj = ReadinessObjective(from_dict(ReadyConfig, {**FIXED, "revocable": "class:1"}), train, 4, seed=0)
     res = fit(m1, train, test, cfg, show_progress=False, regularizer=obj)
     assert res.metrics["train_accuracy"] > 0.9 and obj.calls == cfg.epochs * 8
     with pytest.raises(ValueError, match="sample_weight"):
@@ -377,8 +380,10 @@ def test_fit_with_readiness_and_sample_weights_runs_and_weights_matter():
 def test_kind_defaults_fill_only_what_is_unset():
     cls = ReadyConfig().resolved()
     rnd = from_dict(ReadyConfig, {"kind": "random", "lam": 0.5}).resolved()
-    assert (cls.lam, cls.first_order, cls.cap) == (0.03, True, 5.0)
-    assert (rnd.lam, rnd.alpha, rnd.meta_every, rnd.cap) == (0.5, 0.03, 2, 1.0)
+    assert (cls.lam, cls.first_order, cls.cap, cls.alpha, cls.dual) == (0.03, True, 5.0, "auto", True)
+    assert (rnd.lam, rnd.alpha, rnd.meta_every, rnd.cap) == (0.5, "auto", 2, 0.3)
+    grp = from_dict(ReadyConfig, {"kind": "group", "group_column": "user"}).resolved()
+    assert (grp.dual, grp.alpha) == (False, 0.03)
     assert ReadyConfig().lam is None  # the config itself keeps "default" so a later kind change re-resolves
 
 

@@ -110,7 +110,7 @@ def _mini(groups, **extra):
 
 
 def _group(name, lam):
-    return {"name": name, "ready": ["kind=class", "revocable=class:3,5", f"lam={lam}", "meta_every=4"],
+    return {"name": name, "ready": ["kind=class", "revocable=class:3,5", f"lam={lam}", "meta_every=4", "alpha=0.01"],
             "requests": {"in": "class:3"}, "targeted": ["in"]}  # fmt: skip
 
 
@@ -119,9 +119,9 @@ def test_inserting_a_row_never_reuses_a_stale_cache(tmp_path, monkeypatch):
     trained = []
     train_ready = ReadyBenchRunner._train_ready
 
-    def counting(self, env, seed, model, rcfg):
+    def counting(self, env, seed, model, rcfg, calibration=None):
         trained.append(rcfg.lam)
-        return train_ready(self, env, seed, model, rcfg)
+        return train_ready(self, env, seed, model, rcfg, calibration)
 
     monkeypatch.setattr(ReadyBenchRunner, "_train_ready", counting)
     first = ReadyBenchRunner(from_dict(ReadyBenchConfig, _mini([_group("g0", 0.1)])), tmp_path, "a", False).run()
@@ -345,14 +345,15 @@ def test_saved_tensor_bytes_counts_the_inner_loop():
     model = toy_model()
     x, y = train.x[:32], train.y[:32]
     std = saved_tensor_bytes(lambda: torch.nn.functional.cross_entropy(model(x), y))
-    obj = ReadinessObjective(ReadyConfig(), train, 4, seed=0)
+    obj = ReadinessObjective(ReadyConfig(alpha=0.01), train, 4, seed=0)
     ready = saved_tensor_bytes(lambda: torch.nn.functional.cross_entropy(model(x), y) + obj(model, 0, 0)[0])
     assert ready > std > 0
 
 
 def test_cli_train_ready_records_every_knob(tmp_path, capsys):
     out = tmp_path / "ready"
-    code = main(["train", "--dataset", "digits", "--epochs", "1", "--ready", "--ready.method", "npo",
+    # Two epochs: the shipped random-request knobs measure alpha after a warm-up epoch.
+    code = main(["train", "--dataset", "digits", "--epochs", "2", "--ready", "--ready.method", "npo",
                  "--ready.kind", "random", "--ready.lam", "0.05", "--ready.meta_every", "3",
                  "--ready.revocable", "random:0.1@7", "ready.cap=1.5", "--out", str(out), "-q"])  # fmt: skip
     assert code == 0
@@ -360,6 +361,8 @@ def test_cli_train_ready_records_every_knob(tmp_path, capsys):
     ready = card["config"]["ready"]
     assert ready["method"]["name"] == "npo" and ready["kind"] == "random" and ready["lam"] == 0.05
     assert ready["meta_every"] == 3 and ready["cap"] == 1.5 and "alpha" in ready and "inner_steps" in ready
+    assert ready["alpha"] is None and ready["start_epoch"] == 1  # null = the kind default, alpha=auto: measured
+    assert card["readiness"]["resolved"]["alpha"] == card["readiness"]["calibration"]["alpha"] > 0
     assert card["readiness"]["revocable"]["size"] == round(0.1 * 1437)
     assert card["readiness"]["meta_steps"] > 0
     assert main(["train", "--dataset", "digits", "--epochs", "1", "--ready.method", "scrub",
@@ -368,3 +371,35 @@ def test_cli_train_ready_records_every_knob(tmp_path, capsys):
     assert not (tmp_path / "bad" / "card.json").exists()
     plain = main(["train", "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path / "std"), "-q"])
     assert plain == 0 and json.loads((tmp_path / "std" / "card.json").read_text())["config"]["ready"] is None
+
+
+def test_alpha_auto_is_calibrated_on_the_standard_model_and_cached(tmp_path):
+    tiny = copy.deepcopy(TINY)
+    tiny["groups"] = [{"name": "class", "ready": ["revocable=class:3,5", "alpha=auto", "method.lr=0.01"],
+                       "requests": {"in": "class:3"}, "targeted": ["in"]}]  # fmt: skip
+    tiny["sequential"] = {"count": 0}
+    tiny["memory"] = False
+    tiny["calibrate_on_standard"] = True
+    cfg = from_dict(ReadyBenchConfig, tiny)
+    results = ReadyBenchRunner(cfg, tmp_path, "tiny", show_progress=False).run()
+    (path,) = (tmp_path / "calibration").glob("*.json")
+    cal = json.loads(path.read_text())["calibration"]
+    assert cal["alpha"] == pytest.approx(0.01 * float(np.median(cal["steps"])))
+    ready_card = next(p for p in (tmp_path / "models").rglob("card.json") if "/ready-" in str(p))
+    info = json.loads(ready_card.read_text())["bench"]
+    assert info["ready"]["alpha"] == pytest.approx(cal["alpha"]) and info["calibration"] == cal
+    mtime = path.stat().st_mtime_ns
+    ReadyBenchRunner(cfg, tmp_path, "tiny", show_progress=False).run()  # resumed: measured once
+    assert path.stat().st_mtime_ns == mtime and len(results["cells"]) == 1
+
+
+def test_method_per_kind_reaches_the_runs_and_the_group_readiness():
+    tiny = copy.deepcopy(TINY)
+    tiny["method_per_kind"] = {"random": ["lr=0.003"]}
+    cfg = from_dict(ReadyBenchConfig, tiny)
+    ga = cfg.methods[0]
+    assert cfg.kind_method("class", ga).lr == ga.lr and cfg.kind_method("samples", ga).lr == 0.003
+    by_name = {g.name: cfg.group_ready(g) for g in cfg.groups}
+    assert by_name["random"].method.lr == 0.003 and by_name["class"].method.lr == ga.lr
+    with pytest.raises(ConfigError, match="method_per_kind"):
+        from_dict(ReadyBenchConfig, {**tiny, "method_per_kind": {"random": ["lr=-1"]}})

@@ -15,6 +15,10 @@ honoured instead of making the model ever more fragile.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -22,7 +26,10 @@ from torch import nn
 
 from ready2unlearn.config import to_dict
 from ready2unlearn.data.base import ArrayDataset
+from ready2unlearn.errors import ConfigError
+from ready2unlearn.readiness.calibrate import Calibration, calibrate_alpha
 from ready2unlearn.readiness.config import ReadyConfig
+from ready2unlearn.readiness.dual import DualLambda
 from ready2unlearn.readiness.inner import (
     CurrentModelReference,
     buffer_copies,
@@ -36,7 +43,13 @@ from ready2unlearn.unlearn.task import ClassificationTask, Task
 
 
 def readiness_loss(
-    method: UnlearningMethod, model: nn.Module, batch: Batch, cfg: ReadyConfig
+    method: UnlearningMethod,
+    model: nn.Module,
+    batch: Batch,
+    cfg: ReadyConfig,
+    *,
+    forget_weight: float = 1.0,
+    retention_weight: float | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """L_ready for one simulated request, differentiable with respect to the model's trainable parameters.
 
@@ -44,12 +57,17 @@ def readiness_loss(
         method: The deployment unlearning method (built for ``cfg.method``).
         model: The model being trained (its parameters are θ; nothing is modified).
         batch: The simulated request: forget batch F and retain batch R (both always present).
-        cfg: Readiness knobs.
+        cfg: Readiness knobs (``alpha`` must be a number here, not ``auto``).
+        forget_weight: Multiplies the forget terms (efficiency and resistance): the dual λ.
+        retention_weight: Weight of the retain term; ``None`` = ``cfg.retention``.
 
     Returns:
         ``(L_ready, parts)`` where ``parts`` holds the forget/retain losses before and after.
     """
     cfg = cfg.resolved()
+    if not isinstance(cfg.alpha, (int, float)):
+        raise ConfigError("readiness_loss needs a numeric ready.alpha (alpha=auto is resolved by ReadinessObjective)")
+    retention_weight = cfg.retention if retention_weight is None else retention_weight
     task = method.task
     method.reference = CurrentModelReference(model)  # π_ref / the KL anchor = the model as it is now
     theta = trainable_params(model)
@@ -58,7 +76,10 @@ def readiness_loss(
                                   buffers=buffers, first_order=cfg.first_order)  # fmt: skip
 
     def ce(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return task.loss(model, x, y, {**buffers, **params})
+        # Scored as the stop rule and the metrics see the model (eval mode: running BatchNorm statistics, no
+        # dropout); the inner steps above ran in the mode the deployed unlearner trains in.
+        with _mode(model, train=cfg.score_mode == "train"):
+            return task.loss(model, x, y, {**buffers, **params})
 
     cap = cfg.cap
     fx, fy = batch.forget_x, batch.forget_y
@@ -67,7 +88,7 @@ def readiness_loss(
     parts: dict[str, float] = {}
     if cfg.retention > 0:
         retain_after = ce(theta_k, batch.retain_x, batch.retain_y)
-        total = total + cfg.retention * retain_after
+        total = total + retention_weight * retain_after
         parts["retain_after"] = retain_after.item()
     forget_after = ce(theta_k, fx, fy)
     parts["forget_after"] = forget_after.item()
@@ -78,16 +99,33 @@ def readiness_loss(
         score = forget_after.clamp(max=cap)
         if cfg.forget_term == "gain":
             score = score - ce(theta, fx, fy)
-        total = total - cfg.efficiency * score
-    if cfg.resistance > 0:
-        m = min(cfg.relearn_size, len(fy))
-        relearned = sgd_step(ce(theta_k, fx[:m], fy[:m]), theta_k, cfg.relearn_alpha or cfg.alpha,
-                             create_graph=not cfg.first_order)  # fmt: skip
-        forget_relearned = ce(relearned, fx, fy)
-        total = total - cfg.resistance * forget_relearned.clamp(max=cap)
+        total = total - forget_weight * cfg.efficiency * score
+    if cfg.resistance > 0 and len(fy) >= 2:
+        # The simulated attack mirrors the real one: fine-tune on a few forget samples for several steps,
+        # then score the *other* forget samples (scoring the relearned ones would only measure memorisation).
+        m = min(cfg.relearn_size, len(fy) - 1)
+        relearned = theta_k
+        for _ in range(cfg.relearn_steps):
+            with _mode(model, train=True):
+                attack_loss = task.loss(model, fx[:m], fy[:m], {**buffers, **relearned})
+            relearned = sgd_step(attack_loss, relearned, cfg.relearn_alpha or cfg.alpha,  # type: ignore[arg-type]
+                                 create_graph=not cfg.first_order)  # fmt: skip
+        forget_relearned = ce(relearned, fx[m:], fy[m:])
+        total = total - forget_weight * cfg.resistance * forget_relearned.clamp(max=cap)
         parts["forget_relearned"] = forget_relearned.item()
     parts["ready_loss"] = total.item()
     return total, parts
+
+
+@contextlib.contextmanager
+def _mode(model: nn.Module, *, train: bool) -> Iterator[None]:
+    """Puts ``model`` in train or eval mode for the block and restores its mode after."""
+    was = model.training
+    model.train(train)
+    try:
+        yield
+    finally:
+        model.train(was)
 
 
 class ReadinessObjective:
@@ -110,42 +148,96 @@ class ReadinessObjective:
         self, cfg: ReadyConfig, train: ArrayDataset, num_classes: int, seed: int = 0, task: Task | None = None
     ):
         self.cfg = cfg = cfg.resolved()
+        if cfg.alpha == "auto" and cfg.start_epoch < 1:
+            raise ConfigError("ready.alpha=auto is measured on the model when readiness starts: set "
+                              "ready.start_epoch ≥ 1 (train ≥ 2 epochs), give a number (ready.alpha=0.05), or "
+                              "measure it on a standard model (r2u ready-tune)")  # fmt: skip
         self.seed = seed
+        self.train = train
+        self.num_classes = num_classes
         self.method = build_method(cfg.method, task or ClassificationTask(num_classes))
         self.sampler = RequestSampler(train, cfg, num_classes, seed)
+        self.dual = DualLambda(cfg.lam, lr=cfg.dual_lr, lam_max=cfg.lam_max) if cfg.dual else None  # type: ignore[arg-type]
+        self.calibration: Calibration | None = None
         self._epoch = -1
         self.calls = 0
         self._sums: dict[str, float] = {}
 
     def __call__(self, model: nn.Module, step: int, epoch: int) -> tuple[torch.Tensor | None, dict[str, float]]:
         """``(λ · L_ready, parts)`` for this step, or ``(None, {})`` when readiness is off for it."""
-        if epoch < self.cfg.start_epoch or step % self.cfg.meta_every != 0 or self.cfg.lam == 0:  # type: ignore[operator]
+        cfg = self.cfg
+        if epoch < cfg.start_epoch or step % cfg.meta_every != 0 or (cfg.lam == 0 and self.dual is None):  # type: ignore[operator]
             return None, {}
+        if self.cfg.alpha == "auto":
+            self._calibrate(model)
         if epoch != self._epoch:
+            if self.dual is not None and self._epoch >= 0:
+                self.dual.end_epoch()
             self._epoch = epoch
             self.sampler.reseed(self.seed, epoch)
-        loss, parts = readiness_loss(self.method, model, self.sampler.sample(), self.cfg)
+        batch = self.sampler.sample()
+        if self.dual is None:
+            loss, parts = readiness_loss(self.method, model, batch, self.cfg)
+            scaled = self.cfg.lam * loss  # type: ignore[operator]
+        else:
+            lam = self.dual.lam
+            scaled, parts = readiness_loss(self.method, model, batch, self.cfg, forget_weight=lam)
+            parts["lam"] = lam
+            self.dual.update(parts["forget_after"], float(self.cfg.cap))  # type: ignore[arg-type]
         self.calls += 1
         for k, v in parts.items():
             self._sums[k] = self._sums.get(k, 0.0) + v
         # Scaled by meta_every so λ keeps its meaning: the average readiness pressure per step is the same
         # whether the term runs every step or every N-th (the prototype lost nearly all of its effect at
         # meta_every=4 without this).
-        return self.cfg.lam * self.cfg.meta_every * loss, parts  # type: ignore[operator]
+        return self.cfg.meta_every * scaled, parts
+
+    def _calibrate(self, model: nn.Module) -> None:
+        """Resolves ``alpha=auto`` on the model as it is when readiness starts (once)."""
+        self.calibration = calibrate_alpha(model, self.train, self.cfg, self.num_classes, seed=self.seed,
+                                           task=self.method.task)  # fmt: skip
+        self.cfg = dataclasses.replace(self.cfg, alpha=self.calibration.alpha)
 
     def summary(self, train: ArrayDataset) -> dict[str, Any]:
         """Card entry: the revocable set, how often the term ran, the mean of each part and cap saturation.
 
         ``cap_saturation`` is the fraction of readiness steps whose forget loss after the simulated unlearning
-        was already at or above the cap (so the efficiency term passed no gradient).
+        was already at or above the cap (so the efficiency term passed no gradient). With a fixed λ a high
+        saturation means readiness went quiet, and a warning says so; with the dual λ it is by design (the
+        constraint holds) and λ itself says how much pressure was needed.
         """
         means = {k: v / self.calls for k, v in self._sums.items()} if self.calls else {}
-        return {
+        saturation = means.get("cap_saturated", 0.0)
+        out: dict[str, Any] = {
             "revocable": self.sampler.revocable.describe(train),
             "meta_steps": self.calls,
             "mean_parts": means,
-            "cap_saturation": means.get("cap_saturated", 0.0),
+            "cap_saturation": saturation,
             "resolved": to_dict(self.cfg),
             "forget_size": self.cfg.resolved_forget_size,
             "retain_size": self.cfg.resolved_retain_size,
         }
+        if self.dual is not None:
+            self.dual.end_epoch()
+            out["dual"] = self.dual.summary()
+        if self.calibration is not None:
+            out["calibration"] = self.calibration.to_dict()
+        warning = self._warning(saturation)
+        if warning:
+            out["warning"] = warning
+            warnings.warn(warning, stacklevel=2)
+        return out
+
+    def _warning(self, saturation: float) -> str | None:
+        if self.cfg.efficiency == 0 or not self.calls:
+            return None
+        if self.dual is None and saturation >= 0.5:
+            return (f"readiness: the forget loss after simulated unlearning was past ready.cap={self.cfg.cap} on "
+                    f"{saturation:.0%} of steps, where the forget term passes no gradient; raise ready.cap or "
+                    "set ready.dual=true")  # fmt: skip
+        if self.dual is not None and self.dual.summary()["at_lam_max_fraction"] >= 0.5:
+            return (
+                f"readiness: λ sat at ready.lam_max={self.cfg.lam_max} on most steps: simulated requests were "
+                "not honoured within the utility guard; this model may not be made ready at this alpha"
+            )
+        return None

@@ -149,6 +149,16 @@ class RequestSampler:
             raise RequestError("nothing outside the simulated request: readiness needs data to retain")
         return forget, self.rng.permutation(retain)[: self.retain_size]
 
+    def unit_rows(self, row: int) -> np.ndarray:
+        """Pool positions of the class or group that row ``row`` belongs to (a whole simulated request).
+
+        Raises:
+            RequestError: For ``random`` requests, which have no units.
+        """
+        if self._unit_of_row is None:
+            raise RequestError("random requests have no class or group units")
+        return self._units[self._unit_of_row[row]]
+
     def sample(self) -> Batch:
         """One simulated request as a :class:`~ready2unlearn.unlearn.base.Batch` on the data's device."""
         forget, retain = self.sample_positions()

@@ -20,6 +20,7 @@ interrupted run resumes where it stopped; a changed, inserted or reordered row n
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from ready2unlearn.data.request import DeletionRequest, RequestViews
 from ready2unlearn.evaluate.metrics import EvalOutputs, compute, gaps
 from ready2unlearn.progress import progress_bar
 from ready2unlearn.readiness.baselines import NegativeTrainingObjective, fit_downweighted, fit_dp_sgd
+from ready2unlearn.readiness.calibrate import calibrate_alpha
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.cost import saved_tensor_bytes, state_bytes
 from ready2unlearn.readiness.objective import ReadinessObjective
@@ -100,10 +102,18 @@ class ReadyBenchRunner(BenchRunner):
         """Every model of ``group``'s cells, by variant; none is trained until its ``get`` is called."""
         cfg = self.cfg
         rcfg = cfg.group_ready(group).resolved()
+        standard = _Variant(self.model_key(env, "standard", {}),
+                            self._loader(env, seed, "standard", {}, lambda m: self._train_plain(env, m)))  # fmt: skip
+        calibration = None
+        if rcfg.alpha == "auto" and cfg.calibrate_on_standard:
+            # Measured on this seed's standard model, as a user would with `r2u ready-tune` on theirs: the ready
+            # model's cache key then holds the number, so a changed measurement retrains it.
+            calibration = self._calibration(env, seed, rcfg, standard)
+            rcfg = dataclasses.replace(rcfg, alpha=calibration["alpha"])
         ready = {"ready": to_dict(rcfg)}
         specs: dict[str, tuple[dict[str, Any], Callable[[nn.Module], dict[str, Any]]]] = {
             "standard": ({}, lambda m: self._train_plain(env, m)),
-            "ready": (ready, lambda m: self._train_ready(env, seed, m, rcfg)),
+            "ready": (ready, lambda m: self._train_ready(env, seed, m, rcfg, calibration)),
         }
         if group.baselines:
             if cfg.downweight is not None:
@@ -131,11 +141,24 @@ class ReadyBenchRunner(BenchRunner):
         r = fit(model, env.split.train, env.split.test, env.train_cfg, show_progress=False)
         return {"seconds": r.seconds, "metrics": r.metrics}
 
-    def _train_ready(self, env: _Env, seed: int, model: nn.Module, rcfg: ReadyConfig) -> dict[str, Any]:
+    def _train_ready(self, env: _Env, seed: int, model: nn.Module, rcfg: ReadyConfig,
+                     calibration: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+        rcfg = rcfg.for_epochs(env.train_cfg.epochs)
         obj = ReadinessObjective(rcfg, env.split.train.to(self.device), env.split.spec.num_classes, seed)
         r = fit(model, env.split.train, env.split.test, env.train_cfg, show_progress=False, regularizer=obj)
         return {"seconds": r.seconds, "metrics": r.metrics, "ready": to_dict(rcfg),
-                "readiness": obj.summary(env.split.train)}  # fmt: skip
+                "readiness": obj.summary(env.split.train), "calibration": calibration}  # fmt: skip
+
+    def _calibration(self, env: _Env, seed: int, rcfg: ReadyConfig, standard: _Variant) -> dict[str, Any]:
+        """``calibrate_alpha`` on the standard model of ``seed``, cached by the model's key and the ready config."""
+        conf = {"standard": standard.key, "ready": to_dict(rcfg), "seed": seed}
+        path = self.out / "calibration" / f"seed{seed}-{cache_key(conf)}.json"
+        cached = load_json(path, conf)
+        if cached is not None:
+            return cached["calibration"]
+        model, _ = standard.get()
+        cal = calibrate_alpha(model, env.split.train.to(self.device), rcfg, env.split.spec.num_classes, seed=seed)
+        return store_json(path, conf, {"calibration": cal.to_dict()})["calibration"]
 
     def _train_negtrain(self, env: _Env, seed: int, model: nn.Module, rcfg: ReadyConfig) -> dict[str, Any]:
         obj = NegativeTrainingObjective(rcfg, env.split.train.to(self.device), env.split.spec.num_classes, seed)
@@ -247,6 +270,7 @@ class ReadyBenchRunner(BenchRunner):
             methods = list(cfg.methods)
             if targeted and variant in ("standard", "ready"):
                 methods += cfg.extra_methods
+            methods = [cfg.kind_method(kind, m) for m in methods]
             before = compute(EvalOutputs.for_request(model, views, env.split.test))
             for mcfg in methods:
                 result = self._cached_run(env, seed, variant, var.key, model, views, mcfg, reference, ref_key,
@@ -326,7 +350,10 @@ class ReadyBenchRunner(BenchRunner):
         out = {"batch_size": bs, "state_bytes": state_bytes(model),
                "standard": saved_tensor_bytes(lambda: env.task.loss(model, x, y))}  # fmt: skip
         for group in self.cfg.groups:
-            obj = ReadinessObjective(self.cfg.group_ready(group), train, env.split.spec.num_classes, seed)
+            rcfg = self.cfg.group_ready(group).resolved()
+            if rcfg.alpha == "auto":  # memory does not depend on the step size; a measured α needs a trained model
+                rcfg = dataclasses.replace(rcfg, alpha=1e-3)
+            obj = ReadinessObjective(rcfg, train, env.split.spec.num_classes, seed)
 
             def step(obj: ReadinessObjective = obj) -> torch.Tensor:
                 extra, _ = obj(model, 0, obj.cfg.start_epoch)
@@ -346,6 +373,7 @@ class ReadyBenchRunner(BenchRunner):
         req0 = DeletionRequest.parse(base)
         mcfg: MethodConfig = next((m for m in [*self.cfg.methods, *self.cfg.extra_methods] if m.name == sc.method),
                                   method_config({"name": sc.method}))  # fmt: skip
+        mcfg = self.cfg.kind_method(req0.kind, mcfg)
         train, n = env.split.train, len(env.split.train)
         stop = self.cfg.kind_stop("random")
         steps: list[dict[str, Any]] = []

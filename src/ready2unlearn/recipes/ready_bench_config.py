@@ -111,6 +111,10 @@ class ReadyBenchConfig:
         stop: Budget and checks shared by every run (``max_steps``, ``eval_every``, ``retain_floor``...), and
             the rule of any kind ``stop_per_kind`` leaves out.
         stop_per_kind: Request kind (``class``, ``random``, ``group``) → ``key=value`` overrides of ``stop``.
+        method_per_kind: Request kind → ``key=value`` overrides of every method config for requests of that kind
+            (``random: ["lr=3e-3"]``: GA at the class requests' lr 3e-4 needs 800+ steps to lift 200 random
+            digits to the retrained model's loss). A group's ``ready.method`` gets its kind's overrides too, so
+            readiness simulates the unlearner that will serve its requests.
             Default: class requests stop on forget accuracy ≤ the retrained model's + 0.01; random and group
             requests on forget loss ≥ the retrained model's.
         relearn: Relearning attack after unlearning (and on the retrained model, the floor); its ``seed`` is
@@ -119,6 +123,9 @@ class ReadyBenchConfig:
         dp: DP-SGD baseline settings (``null`` = skip).
         negtrain: Train the negative-training baseline (the readiness forget term without simulated
             unlearning, same λ / cap / schedule as the group's ready config) for groups with baselines.
+        calibrate_on_standard: Resolve a group's ``ready.alpha=auto`` on the seed's standard model (what
+            ``r2u ready-tune`` does on a user's model) and train readiness from the first epoch; otherwise it
+            is measured inside the ready run when readiness starts, as ``r2u train`` does.
         sequential: Sequential-request setting.
         memory: Measure per-step autograd memory of standard and ready training.
         mia: Run the membership-inference attacks on every unlearned and retrained model.
@@ -141,10 +148,12 @@ class ReadyBenchConfig:
         default_factory=lambda: StopConfig(rule="forget_acc", target="reference", max_steps=300, eval_every=1)
     )
     stop_per_kind: dict[str, list[str]] = field(default_factory=_default_stop_per_kind)
+    method_per_kind: dict[str, list[str]] = field(default_factory=dict)
     relearn: RelearnConfig = field(default_factory=lambda: RelearnConfig(sets=["forget-10"], steps=10, eval_every=2))
     downweight: float | None = 0.1
     dp: DPConfig | None = field(default_factory=DPConfig)
     negtrain: bool = True
+    calibrate_on_standard: bool = False
     sequential: SequentialConfig = field(default_factory=SequentialConfig)
     memory: bool = True
     mia: bool = True
@@ -158,10 +167,13 @@ class ReadyBenchConfig:
         check(len({g.name for g in self.groups}) == len(self.groups), "group names must be distinct")
         check(len(set(self.seeds)) == len(self.seeds), "seeds must be distinct")
         check(self.downweight is None or 0 <= self.downweight <= 1, "downweight must be in [0, 1]")
-        unknown = sorted(set(self.stop_per_kind) - set(KINDS))
-        check(not unknown, f"stop_per_kind keys must be {', '.join(KINDS)}; got {', '.join(unknown)}")
+        for name in ("stop_per_kind", "method_per_kind"):
+            unknown = sorted(set(getattr(self, name)) - set(KINDS))
+            check(not unknown, f"{name} keys must be {', '.join(KINDS)}; got {', '.join(unknown)}")
         for kind in KINDS:
             self.kind_stop(kind)  # each kind's merged stop rule must validate
+            for m in [*self.methods, *self.extra_methods]:
+                self.kind_method(kind, m)
         for g in self.groups:
             self.group_ready(g)  # each group's merged ready config must validate
         names = [m.name for m in [*self.methods, *self.extra_methods]]
@@ -170,8 +182,19 @@ class ReadyBenchConfig:
               f"sequential.group {self.sequential.group!r} is not a group")  # fmt: skip
 
     def group_ready(self, group: ReadyGroup) -> ReadyConfig:
-        """The base ``ready`` config with the group's overrides applied."""
-        return from_dict(ReadyConfig, apply_overrides(to_dict(self.ready), group.ready), f"groups.{group.name}.ready.")
+        """The base ``ready`` config, its kind's ``method_per_kind`` overrides on ``method``, then the group's."""
+        kind = apply_overrides(to_dict(self.ready), group.ready).get("kind") or "class"
+        method = [f"method.{o}" for o in self.method_per_kind.get(kind, [])]
+        data = apply_overrides(apply_overrides(to_dict(self.ready), method), group.ready)
+        return from_dict(ReadyConfig, data, f"groups.{group.name}.ready.")
+
+    def kind_method(self, kind: str, method: MethodConfig) -> MethodConfig:
+        """``method`` with ``method_per_kind[kind]`` applied (samples = random)."""
+        kind = "random" if kind == "samples" else kind
+        overrides = self.method_per_kind.get(kind, [])
+        if not overrides:
+            return method
+        return from_dict(MethodConfig, apply_overrides(to_dict(method), overrides), f"method_per_kind.{kind}.")
 
     def kind_stop(self, kind: str) -> StopConfig:
         """The stop rule of a request kind: ``stop`` with ``stop_per_kind[kind]`` applied (samples = random)."""

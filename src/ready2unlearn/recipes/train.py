@@ -99,6 +99,8 @@ class TrainConfig:
     accelerate: bool = False
 
     def __post_init__(self) -> None:
+        if self.ready is not None:
+            self.ready = self.ready.for_epochs(self.epochs)
         check(self.ready is None or self.ready.start_epoch < self.epochs,
               "ready.start_epoch must be smaller than epochs, or readiness would never run")  # fmt: skip
         check(self.epochs > 0, f"epochs must be positive, got {self.epochs}")
