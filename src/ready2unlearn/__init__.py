@@ -5,11 +5,19 @@ Public API (stable names; see the README for a tour):
 - data: :class:`DataConfig`, :func:`load_split`, :class:`DeletionRequest`
 - models: :func:`build_model`, :data:`MODELS`
 - training: :class:`TrainConfig`, :func:`fit`, :func:`train`
+- unlearning in one call: :func:`unlearn`, :func:`evaluate`, :func:`retrain` (any ``nn.Module``, an
+  ``ArrayDataset`` or a Hugging Face ``datasets.Dataset``: :func:`from_hf_dataset`); :class:`StopConfig`,
+  :class:`UnlearnResult`
 - artifacts: :func:`save_checkpoint`, :func:`load_checkpoint`
+
+``unlearn`` and ``evaluate`` share their names with the subpackages :mod:`ready2unlearn.unlearn` (methods) and
+:mod:`ready2unlearn.evaluate` (metrics): as attributes of the package they are the functions, and the
+subpackages are imported by their full names (``from ready2unlearn.unlearn.stop import StopConfig``).
 """
 
 from importlib import metadata
 
+from ready2unlearn.api import evaluate, from_hf_dataset, retrain, unlearn
 from ready2unlearn.artifacts import save_checkpoint
 from ready2unlearn.checkpoint import Checkpoint, load_checkpoint
 from ready2unlearn.data import (
@@ -26,6 +34,8 @@ from ready2unlearn.models import MODELS, ModelConfig, build_model
 from ready2unlearn.optim import OptimConfig
 from ready2unlearn.recipes.train import TrainConfig, fit
 from ready2unlearn.recipes.train import run as train
+from ready2unlearn.recipes.unlearn import UnlearnResult
+from ready2unlearn.unlearn.stop import StopConfig
 
 try:
     __version__ = metadata.version("ready2unlearn")
@@ -47,12 +57,18 @@ __all__ = [
     "R2UError",
     "RequestError",
     "Split",
+    "StopConfig",
     "TrainConfig",
+    "UnlearnResult",
     "__version__",
     "build_model",
+    "evaluate",
     "fit",
+    "from_hf_dataset",
     "load_checkpoint",
     "load_split",
+    "retrain",
     "save_checkpoint",
     "train",
+    "unlearn",
 ]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from ready2unlearn.artifacts import check_writable
-from ready2unlearn.cli.common import add_preset_run_args, console, esc
+from ready2unlearn.cli.common import add_preset_run_args, add_track, console, esc, track_run
 from ready2unlearn.config import list_presets, load_yaml
 from ready2unlearn.recipes.bench import run_bench
+from ready2unlearn.tracking import Tracker, flatten
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "ready_bench, e.g. text-class) and language-model presets (lm_bench: tofu-forget01/05/10) run here too.",
     )
     add_preset_run_args(p, "bench")
+    add_track(p)
     p.set_defaults(func=run)
 
 
@@ -44,6 +47,14 @@ def preset_group(preset: str) -> str:
 def run(args: argparse.Namespace) -> int:
     """Runs ``r2u bench`` (dispatching readiness and language-model presets to their runners)."""
     check_writable(args.out)  # a re-run resumes in its own folder, so only writability is checked
+    with track_run(args, "bench") as tracker:
+        status = run_group(args)
+        track_results(tracker, Path(args.out), args.preset)
+    return status
+
+
+def run_group(args: argparse.Namespace) -> int:
+    """Runs the preset with the runner of its group (``bench``, ``ready_bench`` or ``lm_bench``)."""
     group = preset_group(args.preset)
     if group == "ready_bench":
         from ready2unlearn.cli import ready_bench
@@ -71,3 +82,27 @@ def run_lm(args: argparse.Namespace) -> int:
     for name in ("results.json", "report.md"):
         console.print(f"  {esc(args.out)}/{name}", soft_wrap=True)
     return 0
+
+
+#: The parts of a benchmark cell that hold its results (the rest is its configuration).
+CELL_RESULTS = ("metrics", "gaps", "efficiency")
+
+
+def track_results(tracker: Tracker, out: Path, preset: str) -> None:
+    """Records a finished benchmark from its ``results.json``: config, per-cell results and curves, report files.
+
+    Every key is prefixed with the cell's key (``class:3/seed0/standard/ga/forget_acc``); the curves are the
+    cells' unlearning curves.
+    """
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    tracker.log_params({"preset": preset, **results.get("config", {})})
+    for cell in results.get("cells", []):
+        name = cell.get("key") or "/".join(str(cell[k]) for k in ("setting", "group", "seed", "variant", "method")
+                                           if k in cell)  # fmt: skip
+        parts = {k: cell[k] for k in CELL_RESULTS if isinstance(cell.get(k), dict)}
+        tracker.log_summary({f"{name}/{k}": v for k, v in flatten(parts).items()})
+        for row in cell.get("curve") or []:
+            tracker.log_metrics({f"{name}/{k}": v for k, v in row.items() if k != "step"}, step=int(row["step"]))
+    for file in ("results.json", "report.md", "report.html"):
+        if (out / file).is_file():
+            tracker.log_artifact(out / file)

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from ready2unlearn.errors import ConfigError
+from ready2unlearn.tracking import Tracker, default_track_dir, run_name, tracking
 
 console = Console(highlight=False, emoji=False)
 err_console = Console(stderr=True, highlight=False, emoji=False)
@@ -45,6 +49,28 @@ def add_preset_run_args(p: argparse.ArgumentParser, group: str) -> None:
     p.add_argument("--out", "-o", required=True, metavar="DIR")
     add_data_dir(p)
     add_quiet(p)
+
+
+def add_track(p: argparse.ArgumentParser) -> None:
+    """Adds ``--track`` and ``--track-dir`` (experiment tracking in a local, offline store)."""
+    p.add_argument("--track", metavar="BACKEND",
+                   help="record the config, curves, final metrics and card/report in a local store: mlflow (file "
+                   "store), wandb (offline run) or tensorboard (event files); extra: ready2unlearn[track]")  # fmt: skip
+    p.add_argument(
+        "--track-dir", metavar="DIR", help="where the tracking store lives (default: tracking/ beside --out)"
+    )
+
+
+def track_run(args: argparse.Namespace, verb: str) -> AbstractContextManager[Tracker]:
+    """The tracker of this command (``--track``), to use as a context; a null tracker without ``--track``.
+
+    Raises:
+        ConfigError: On an unknown backend, a missing library, or ``--track-dir`` without ``--track``.
+    """
+    if args.track is None and args.track_dir is not None:
+        raise ConfigError("--track-dir needs --track mlflow|wandb|tensorboard")
+    track_dir = args.track_dir or default_track_dir(args.out)
+    return tracking(args.track, track_dir, run_name(verb, args.out))
 
 
 def add_quiet(p: argparse.ArgumentParser) -> None:

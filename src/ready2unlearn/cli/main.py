@@ -22,6 +22,7 @@ from ready2unlearn.cli import (
     lineage,
     ls,
     ready_bench,
+    ready_tune,
     request,
     train,
     unlearn,
@@ -30,7 +31,7 @@ from ready2unlearn.cli import (
 from ready2unlearn.cli.common import err_console
 from ready2unlearn.errors import ConfigError, R2UError
 
-VERBS = (train, unlearn, evaluate, bench, ready_bench, request, lineage, certificate, ls, validate, demo)
+VERBS = (train, unlearn, evaluate, bench, ready_bench, ready_tune, request, lineage, certificate, ls, validate, demo)
 
 
 class UsageError(ConfigError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 
 from ready2unlearn.artifacts import check_writable
 from ready2unlearn.cli.common import add_preset_run_args, console, esc
@@ -29,10 +30,9 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args.out)  # before the first model is trained
     overrides = [*args.overrides, *([f"data_dir={args.data_dir}"] if args.data_dir else [])]
     results = run_ready_bench(args.preset, args.out, overrides, show_progress=not args.quiet)
-    s = results["summary"]
-    met = sum(1 for t in s["targets"] if t["met"])
-    console.print(f"{len(results['cells'])} cells in {results['wall_seconds']:.0f} s; targets met: {met}/"
-                  f"{sum(1 for t in s['targets'] if t['met'] is not None)}")  # fmt: skip
+    verdicts = Counter(t.get("verdict", "n/a") for t in results["summary"]["targets"])
+    counts = ", ".join(f"{verdicts[v]} {v}" for v in ("met", "missed", "inconclusive", "n/a") if verdicts[v])
+    console.print(f"{len(results['cells'])} cells in {results['wall_seconds']:.0f} s; targets: {counts}")
     for name in ("results.json", "report.md"):
         console.print(f"  {esc(args.out)}/{name}", soft_wrap=True)
     return 0

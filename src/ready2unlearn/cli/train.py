@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ready2unlearn.cli.common import add_data_dir, add_quiet, console, esc, metrics_table, notice
+from ready2unlearn.cli.common import add_data_dir, add_quiet, add_track, console, esc, metrics_table, notice, track_run
 from ready2unlearn.config import to_dict
 from ready2unlearn.recipes import train as train_recipe
+from ready2unlearn.tracking import flatten
 
 EPILOG = """examples:
   r2u train --dataset digits --model mlp --epochs 20 --out runs/digits
@@ -54,6 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (its files go once the new one is written)")  # fmt: skip
     add_data_dir(p)
+    add_track(p)
     add_quiet(p)
     p.set_defaults(func=run)
 
@@ -68,7 +70,7 @@ READY_FLAGS = (
         "group:user=7); default: the whole training set",
     ),
     ("lam", float, "λ, weight of the readiness term"),
-    ("alpha", float, "inner (simulated unlearning) step size"),
+    ("alpha", str, "inner (simulated unlearning) step size, or auto (measured on the model; default)"),
     ("inner_steps", int, "simulated unlearning steps k"),
     ("meta_every", int, "add the readiness term every N steps"),
 )
@@ -109,15 +111,23 @@ def run(args: argparse.Namespace) -> int:
                   f"preset={esc(preset or 'none (defaults)')}{esc(mode)}")  # fmt: skip
     console.print(f"  config: {esc(to_dict(cfg))}", soft_wrap=True)
 
-    def on_epoch(row: dict[str, float]) -> None:
-        if not args.quiet:
-            acc = row.get("test_accuracy", float("nan"))
-            console.print(f"  epoch {row['epoch']:>3}  loss {row['train_loss_running']:.4f}  test_acc {acc:.4f}")
+    with track_run(args, "train") as tracker:
+        tracker.log_params({**to_dict(cfg), "preset": preset})
 
-    card = train_recipe.run(
-        cfg, out, resume_run=args.resume, allow_extend=args.allow_extend, overwrite=args.overwrite,
-        show_progress=not args.quiet, on_epoch=on_epoch, extra_card={"preset": preset}, notice=notice,
-    )  # fmt: skip
+        def on_epoch(row: dict[str, float]) -> None:
+            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
+            if not args.quiet:
+                acc = row.get("test_accuracy", float("nan"))
+                console.print(f"  epoch {row['epoch']:>3}  loss {row['train_loss_running']:.4f}  test_acc {acc:.4f}")
+
+        card = train_recipe.run(
+            cfg, out, resume_run=args.resume, allow_extend=args.allow_extend, overwrite=args.overwrite,
+            show_progress=not args.quiet, on_epoch=on_epoch, extra_card={"preset": preset}, notice=notice,
+        )  # fmt: skip
+        tracker.log_summary({**card["metrics"], "train_seconds": card["timing"]["train_seconds"]})
+        if "readiness" in card:
+            tracker.log_summary(flatten(card["readiness"], "readiness."))
+        tracker.log_artifact(out / "card.json")
     console.print(
         metrics_table(f"{cfg.data.name} / {cfg.model.name}", {"ready" if cfg.ready else "standard": card["metrics"]})
     )

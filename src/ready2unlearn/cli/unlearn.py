@@ -6,9 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ready2unlearn.cli.common import add_data_dir, add_quiet, console, esc, metrics_table
+from ready2unlearn.cli.common import add_data_dir, add_quiet, add_track, console, esc, metrics_table, track_run
+from ready2unlearn.config import to_dict
 from ready2unlearn.data.request import DeletionRequest
 from ready2unlearn.recipes import unlearn as unlearn_recipe
+from ready2unlearn.tracking import Tracker
 from ready2unlearn.unlearn.config import load_unlearn_config
 
 EPILOG = """requests (repeat --request to replay a sequence; each gets its own checkpoint):
@@ -42,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (its files go once the new model is written)")  # fmt: skip
     add_data_dir(p)
+    add_track(p)
     add_quiet(p)
     p.set_defaults(func=run)
 
@@ -83,7 +86,12 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"[bold]unlearn[/bold] {esc(args.checkpoint)}  method={esc(cfg.method.name)}  "
                   f"preset={esc(preset or 'none')}", soft_wrap=True)  # fmt: skip
 
+    served: list[DeletionRequest] = []
+
+    # Called by the recipe after each request, inside the `with` block below that binds `tracker`.
     def log(req: DeletionRequest, views: Any, res: Any, before: dict, after: dict, out: Path) -> None:
+        served.append(req)
+        track_request(tracker, len(served), len(requests), res, after, out)
         sizes = views.sizes()
         console.print(f"  request {esc(req.describe())}: forget {sizes['forget']}, retain {sizes['retain']} samples")
         console.print(
@@ -97,6 +105,24 @@ def run(args: argparse.Namespace) -> int:
         }))  # fmt: skip
         console.print(f"  wrote {esc(out)}", soft_wrap=True)
 
-    unlearn_recipe.run(args.checkpoint, requests, cfg, args.out, reference=args.reference, data_dir=args.data_dir,
-                       show_progress=not args.quiet, log=log, overwrite=args.overwrite)  # fmt: skip
+    with track_run(args, "unlearn") as tracker:
+        tracker.log_params({**to_dict(cfg), "preset": preset, "checkpoint": args.checkpoint,
+                            "requests": [r.describe() for r in requests], "reference": args.reference})  # fmt: skip
+        unlearn_recipe.run(args.checkpoint, requests, cfg, args.out, reference=args.reference,
+                           data_dir=args.data_dir, show_progress=not args.quiet, log=log,
+                           overwrite=args.overwrite)  # fmt: skip
     return 0
+
+
+def track_request(tracker: Tracker, number: int, total: int, res: Any, after: dict, out: Path) -> None:
+    """Records one served request: its unlearning curve, final metrics and stop result, and its card.
+
+    With several requests every key is prefixed ``req-NN/``: each request's curve starts again at step 0.
+    """
+    prefix = f"req-{number:02d}/" if total > 1 else ""
+    for row in res.curve:
+        tracker.log_metrics({f"{prefix}{k}": v for k, v in row.items() if k != "step"}, step=int(row["step"]))
+    stats = {"steps": res.steps, "grad_evals": res.grad_evals, "seconds": res.seconds, "reached": res.reached,
+             "target": res.target, "restored": res.restored}  # fmt: skip
+    tracker.log_summary({f"{prefix}{k}": v for k, v in {**after, **stats}.items()})
+    tracker.log_artifact(out / "card.json", folder=prefix.rstrip("/") or None)

@@ -12,11 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from ready2unlearn.artifacts import now_iso, versions, write_json
 from ready2unlearn.attacks.mia import forget_set_attacks
 from ready2unlearn.attacks.relearn import RelearnConfig, relearn_attack
 from ready2unlearn.checkpoint import load_checkpoint
-from ready2unlearn.data.request import DeletionRequest
+from ready2unlearn.data.base import ArrayDataset
+from ready2unlearn.data.request import DeletionRequest, RequestViews
 from ready2unlearn.errors import R2UError, RequestError
 from ready2unlearn.evaluate.metrics import EvalOutputs, compute, gaps
 from ready2unlearn.recipes.unlearn import load_matching_split, plan_requests
@@ -65,30 +68,70 @@ def evaluate_checkpoint(
         ref = load_checkpoint(reference)
         _check_reference(ref.card, ck.card, request, reference)
         ref_model = ref.model
-    metrics = compute(EvalOutputs.for_request(ck.model, views, split.test, ref_model))
-    metrics.update(forget_set_attacks(ck.model, views, split.test, seed))
+    scored = evaluate_views(ck.model, views, split.test, ref_model, relearn, seed=seed)
     result: dict[str, Any] = {
         "created": now_iso(),
         "checkpoint": str(checkpoint),
         "weights_sha256": ck.card.get("weights_sha256"),
         "request": request.to_dict(),
         "views": views.sizes(),
-        "metrics": metrics,
+        "metrics": scored["metrics"],
         "versions": versions(),
     }
     unlearn = ck.card.get("unlearn")
     if unlearn:
         result["efficiency"] = {k: unlearn["result"].get(k) for k in ("steps", "grad_evals", "seconds", "stop_reason")}
     if ref_model is not None:
-        ref_metrics = compute(EvalOutputs.for_request(ref_model, views, split.test))
-        ref_metrics.update(forget_set_attacks(ref_model, views, split.test, seed))
-        result["reference"] = {"checkpoint": str(reference), "metrics": ref_metrics}
-        result["gaps"] = gaps(metrics, ref_metrics, request.kind)
-    if relearn is not None:
-        result["relearn"] = relearn_attack(ck.model, views, relearn)
-        if ref_model is not None:
-            result["relearn_reference"] = relearn_attack(ref_model, views, relearn)
+        result["reference"] = {"checkpoint": str(reference), "metrics": scored["reference_metrics"]}
+        result["gaps"] = scored["gaps"]
+    for key in ("relearn", "relearn_reference"):
+        if key in scored:
+            result[key] = scored[key]
     return result
+
+
+def evaluate_views(
+    model: nn.Module,
+    views: RequestViews,
+    test: ArrayDataset,
+    reference: nn.Module | None = None,
+    relearn: RelearnConfig | None = None,
+    *,
+    mia: bool = True,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The verification protocol of one model on one request's views, the part shared by every caller.
+
+    Args:
+        model: The (unlearned) model.
+        views: The request's forget / retain / test-forget / test-retain views.
+        test: The whole test set.
+        reference: A model retrained without the forget set: adds its metrics, the gaps and its relearning floor.
+        relearn: Run the relearning attack with these settings (``None`` = skip it).
+        mia: Run membership inference on the forget set.
+        seed: Seeds membership inference.
+
+    Returns:
+        ``metrics`` (every registered metric that applies, plus ``mia_auc`` / ``mia_efficacy``); with a
+        reference also ``reference_metrics`` and ``gaps``; with ``relearn`` also ``relearn`` (and
+        ``relearn_reference``).
+    """
+
+    def score(m: nn.Module, ref: nn.Module | None) -> dict[str, float]:
+        metrics = compute(EvalOutputs.for_request(m, views, test, ref))
+        if mia:
+            metrics.update(forget_set_attacks(m, views, test, seed))
+        return metrics
+
+    out: dict[str, Any] = {"metrics": score(model, reference)}
+    if reference is not None:
+        out["reference_metrics"] = score(reference, None)
+        out["gaps"] = gaps(out["metrics"], out["reference_metrics"], views.request.kind)
+    if relearn is not None:
+        out["relearn"] = relearn_attack(model, views, relearn)
+        if reference is not None:
+            out["relearn_reference"] = relearn_attack(reference, views, relearn)
+    return out
 
 
 def write_metrics(result: dict[str, Any], path: str | Path) -> Path:

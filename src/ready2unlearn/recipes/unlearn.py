@@ -227,6 +227,16 @@ def _unlearn_loop(
     return result(steps, grad_evals, seconds, reason, restored)
 
 
+def reference_value(reference: nn.Module | None, views: RequestViews, rule: str) -> float | None:
+    """The retrained model's value that a ``reference`` stop target compares against.
+
+    Its forget accuracy, or its forget loss for the ``forget_loss`` rule; ``None`` without a reference model.
+    """
+    if reference is None:
+        return None
+    return accuracy_and_loss(reference, views.forget)[1 if rule == "forget_loss" else 0]
+
+
 def view_metrics(model: nn.Module, views: RequestViews, test: ArrayDataset) -> dict[str, float]:
     """UA / RA / TA-style accuracies and losses of ``model`` on a request's views (NaN for empty views)."""
     out: dict[str, float] = {}
@@ -369,9 +379,7 @@ def _serve(
         factory = lambda: build_model(parent.model_config, split.spec).to(device)  # noqa: E731
         ctx = Context(task, gen, device, train_config=to_dict(train_cfg), model_factory=factory)
         method = build_method(cfg.method, task)
-        ref_value = None
-        if ref_model is not None:
-            ref_value = accuracy_and_loss(ref_model, views.forget)[0 if cfg.stop.rule != "forget_loss" else 1]
+        ref_value = reference_value(ref_model, views, cfg.stop.rule)
         before = view_metrics(model, views, split.test)
         res = unlearn_model(model, views, method, cfg, ctx, reference_value=ref_value, show_progress=show_progress)
         after = view_metrics(model, views, split.test)
