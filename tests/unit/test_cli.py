@@ -82,7 +82,7 @@ def test_train_bad_input_is_one_line_and_writes_nothing(capsys, tmp_path, argv, 
 def test_demo_tells_the_whole_story(capsys, tmp_path):
     assert main(["demo", "--out", str(tmp_path), "-q"]) == 0
     out = capsys.readouterr().out
-    assert "Avg. Gap" in out and "relearning attack" in out
+    assert "Avg. Gap" in out and "UA after relearning" in out and "standard and a ready model" in out
     card = json.loads((tmp_path / "standard" / "card.json").read_text())
     assert card["metrics"]["test_accuracy"] > 0.9
     unlearned = json.loads((tmp_path / "unlearned" / "card.json").read_text())
@@ -90,6 +90,15 @@ def test_demo_tells_the_whole_story(capsys, tmp_path):
     assert unlearned["lineage"]["parent_sha256"] == card["weights_sha256"]
     metrics = json.loads((tmp_path / "unlearned" / "metrics.json").read_text())
     assert metrics["gaps"]["avg_gap"] < 0.05
+    # The Ready2Unlearn story: the same request, served the same way, on a model trained to be ready.
+    ready = json.loads((tmp_path / "ready" / "card.json").read_text())
+    assert ready["readiness"]["calibration"]["alpha"] > 0 and ready["metrics"]["test_accuracy"] > 0.9
+    ready_unlearned = json.loads((tmp_path / "ready-unlearned" / "card.json").read_text())
+    assert ready_unlearned["unlearn"]["result"]["reached"]
+    assert ready_unlearned["unlearn"]["result"]["steps"] < unlearned["unlearn"]["result"]["steps"]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {c["variant"] for c in results["cells"]} == {"standard", "ready"}
+    assert "(n = 1)" in (tmp_path / "report.md").read_text()
     for name in ("report.md", "report.html", "results.json", "plots/unlearning_curves.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert main(["demo", "--out", str(tmp_path), "-q"]) == 2  # refuses to overwrite

@@ -125,7 +125,7 @@ def _row_label(row: Mapping[str, Any], multi_variant: bool, retrain_variants: in
 def _main_table(rows: Sequence[Mapping[str, Any]], setting: str, multi_variant: bool) -> _Table:
     ta = "test_retain_acc" if _is_class_setting(setting) else "test_acc"
     table = _Table(["Method", "UA (%)", "RA (%)", "TA (%)", "MIA-efficacy (%)", "Avg. Gap (pp)", "Steps",
-                    "Time ratio to retrain", "Seeds"])  # fmt: skip
+                    "Time ratio to retrain", "n (seeds)"])  # fmt: skip
     retrain_variants = sum(r["method"] == "retrain" for r in rows)
     columns = [
         ("forget_acc", fmt_percent), ("retain_acc", fmt_percent), (ta, fmt_percent), ("mia_efficacy", fmt_percent),
@@ -146,7 +146,7 @@ def _relearn_table(cells: Sequence[Mapping[str, Any]], multi_variant: bool) -> _
     if not sets:
         return None
     metrics = [f"relearn.{name}.final_forget_acc" for name in sets]
-    table = _Table(["Model", *sets, "Seeds"])
+    table = _Table(["Model", *sets, "n (seeds)"])
     floor = [{"setting": "", "variant": "", "method": "floor", "relearn": r} for r in relearn_floor(cells)]
     attacked = [c for c in cells if c.get("method") != "retrain" and isinstance(c.get("relearn"), Mapping)]
     floor_rows = summarise(floor, metrics) if floor else []
@@ -181,7 +181,8 @@ def _blocks(results: Mapping[str, Any], plots: Mapping[str, Path | None]) -> lis
     blocks.append(("kv", [
         ("Preset", preset),
         ("Created", str(results.get("created") or MISSING)),
-        ("Seeds", ", ".join(str(s) for s in seeds) or MISSING),
+        # "Seeds: 0" read as "no seeds": say which seeds and how many.
+        ("Seeds", f"{', '.join(str(s) for s in seeds)} (n = {len(seeds)})" if seeds else MISSING),
         ("Cells", str(len(cells))),
         ("Versions", " · ".join(f"{k} {v}" for k, v in versions.items()) or MISSING),
     ]))  # fmt: skip
