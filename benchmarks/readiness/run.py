@@ -28,8 +28,8 @@ PRESETS = {"fashion": "fashion-ready", "digits": "digits-ready", "mnist": "mnist
 
 def _value(t: dict) -> str:
     """Mean [95% CI] (n, censored): ratios as their geometric mean and bounds, differences as they are."""
-    if t.get("text"):
-        return f"{t['text']} (n={t['n']})"
+    if t.get("text"):  # a ratio: its text already carries n and any censored bounds
+        return t["text"]
     if t["n"] == 0:
         return "–"
     return f"{t['mean']:+.3f} [{t['ci_low']:+.3f}, {t['ci_high']:+.3f}] (n={t['n']})"

@@ -24,14 +24,17 @@ TARGETS: dict[str, tuple[str, str, float]] = {
     "steps_ratio": ("unlearning steps, ready / standard (censored runs as bounds)", "<=", 1 / 3),
     "after_vs_standard": ("accuracy after unlearning, ready − standard", ">=", 0.0),
     "after_gap_to_retrained": ("accuracy after unlearning, retrained − ready", "<=", 0.02),
-    "before_vs_standard": ("test accuracy before unlearning, ready − standard (utility cost)", ">=", -0.01),
-    "relearn_vs_retrained": (
-        "forget accuracy during the relearning attack (mean over its steps), ready − retrained floor",
-        "<=",
-        0.02,
+    "before_vs_standard": ("test accuracy before unlearning, ready − standard (utility cost)", ">=", -0.005),
+    "relearn_gap_closed": (
+        "share of the standard-to-retrained-floor relearning gap that readiness closes (mean over the attack)",
+        ">=",
+        0.5,
     ),
-    "train_time_ratio": ("training wall-clock, ready / standard", "<=", 2.0),
+    "train_time_ratio": ("training wall-clock, ready / standard", "<=", 1.5),
 }
+#: The steps target per request kind (issue 12): a third of the standard model's steps for class requests,
+#: half for random / sample / group requests (their loss-based stop leaves less to speed up).
+STEPS_THRESHOLD = {"class": 1 / 3, "random": 1 / 2, "samples": 1 / 2, "group": 1 / 2}
 #: Fields that hold a :class:`~ready2unlearn.report.stats.CensoredRatio` per seed (summarised geometrically).
 RATIOS = ("steps_ratio", "train_time_ratio", "steps_ratio_vs_negtrain", "negtrain_steps_ratio")
 #: Per-run quantities and paired differences (summarised by mean, std and t-interval).
@@ -106,6 +109,7 @@ def comparisons(cell: Mapping[str, Any]) -> list[dict[str, Any]]:
         m = run["metrics"]
         row: dict[str, Any] = {
             "group": cell["group"], "setting": cell["setting"], "seed": cell["seed"], "variant": variant,
+            "kind": cell.get("kind"),
             "method": method, "targeted": cell["targeted"], "steps": run["steps"],
             "reached": float(bool(run["reached"])),
             "before_forget_acc": run["before"]["forget_acc"], "before_forget_loss": run["before"]["forget_loss"],
@@ -151,8 +155,17 @@ def _versus_standard(run, std, acc, ref, floor_mean, floor_final) -> dict[str, A
     }  # fmt: skip
 
 
+def _threshold(name: str, kind: str | None) -> tuple[str | None, float | None]:
+    if name not in TARGETS:
+        return None, None
+    _, op, threshold = TARGETS[name]
+    if name == "steps_ratio" and kind is not None:
+        threshold = STEPS_THRESHOLD.get(kind, threshold)
+    return op, threshold
+
+
 def _summarise_field(name: str, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    op, threshold = (TARGETS[name][1], TARGETS[name][2]) if name in TARGETS else (None, None)
+    op, threshold = _threshold(name, items[0].get("kind"))
     if name in RATIOS:
         return paired_ratio([ratio_from_dict(r[name]) for r in items if name in r], op, threshold)  # type: ignore[arg-type]
     return paired_difference([float(r.get(name, math.nan)) for r in items], op, threshold)  # type: ignore[arg-type]
@@ -177,14 +190,16 @@ def summarise_readiness(results: Mapping[str, Any]) -> dict[str, Any]:
     for (group, setting, variant, method), items in groups.items():
         fields = [f for f in (*FIELDS, *RATIOS) if any(f in r for r in items)]
         rows.append({"group": group, "setting": setting, "variant": variant, "method": method,
-                     "targeted": items[0]["targeted"], "seeds": sorted(r["seed"] for r in items),
+                     "kind": items[0].get("kind"), "targeted": items[0]["targeted"],
+                     "seeds": sorted(r["seed"] for r in items),
                      **{f: _summarise_field(f, items) for f in fields}})  # fmt: skip
     main = {m["name"] for m in results["config"]["methods"]}
     targets = []
     for row in rows:
         if not row["targeted"] or row["variant"] != "ready" or row["method"] not in main:
             continue
-        for name, (text, op, threshold) in TARGETS.items():
+        for name, (text, _, _) in TARGETS.items():
+            op, threshold = _threshold(name, row.get("kind"))
             st = row.get(name) or {"mean": math.nan, "n": 0, "verdict": "n/a"}
             verdict = st["verdict"]
             targets.append({"group": row["group"], "setting": row["setting"], "method": row["method"],
