@@ -27,12 +27,21 @@ from ready2unlearn.errors import ConfigError
 
 C = TypeVar("C")
 
+#: Field metadata for an optional key added after configs were already written: :func:`to_dict` leaves it
+#: out while it holds its default, so earlier cards, resume states and cache keys (hashes of ``to_dict``)
+#: still match the configs that produced them.
+OMIT_UNSET: Mapping[str, bool] = types.MappingProxyType({"omit_unset": True})
+
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """Converts a (nested) config dataclass to plain JSON/YAML-friendly data."""
+    """Converts a (nested) config dataclass to plain JSON/YAML-friendly data (minus unset :data:`OMIT_UNSET` keys)."""
     if not dataclasses.is_dataclass(cfg):
         raise TypeError(f"expected a dataclass instance, got {type(cfg).__name__}")
-    return {f.name: _plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg) if f.init}
+    return {
+        f.name: _plain(getattr(cfg, f.name))
+        for f in dataclasses.fields(cfg)
+        if f.init and not (f.metadata.get("omit_unset") and getattr(cfg, f.name) == f.default)
+    }
 
 
 def _plain(value: Any) -> Any:

@@ -9,7 +9,7 @@ from rich.table import Table
 from ready2unlearn.attacks import ATTACKS
 from ready2unlearn.cli.common import add_data_dir, console, esc
 from ready2unlearn.config import list_presets, load_yaml, resolve_preset
-from ready2unlearn.data import DATASETS
+from ready2unlearn.data import DATASETS, byo
 from ready2unlearn.errors import DataError
 from ready2unlearn.evaluate.metrics import METRICS
 from ready2unlearn.models import MODELS
@@ -40,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
             except DataError as e:
                 where = f"error: {e}"
             table.add_row(name, info.kind, str(info.num_classes or "-"), esc(where), info.summary)
+        # Bring-your-own forms (r2u train --dataset csv:PATH ...): listed so users find them where they look.
+        for form, kind, summary in byo.FORMS:
+            table.add_row(form, kind, "-", "your " + ("folder" if form.endswith("DIR") else "file"), esc(summary))
     elif args.what == "models":
         table = Table(title="models")
         for col in ("name", "inputs", "summary"):

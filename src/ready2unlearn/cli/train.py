@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from ready2unlearn.cli.common import add_data_dir, add_quiet, add_track, console, esc, metrics_table, notice, track_run
@@ -12,6 +13,8 @@ from ready2unlearn.tracking import flatten
 
 EPILOG = """examples:
   r2u train --dataset digits --model mlp --epochs 20 --out runs/digits
+  r2u train --dataset csv:patients.csv --label-col outcome --id-col patient_id --group-col hospital --out runs/p
+  r2u train --dataset npz:pathmnist.npz --model cnn --epochs 10 --out runs/path   # MedMNIST release file
   r2u train --config fashion_mnist-cnn --out runs/fashion optim.lr=1e-3 model.hidden=256
   r2u train --config my.yaml --out runs/x --resume      # continue an interrupted run (same config)
   r2u train --config my.yaml --out runs/x --resume --allow-extend epochs=40   # ... and train it longer
@@ -36,7 +39,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides (type-checked)")
     p.add_argument("--config", "-c", metavar="PRESET|FILE", help="shipped preset name or YAML file")
-    p.add_argument("--dataset", help="dataset name (r2u ls datasets); shortcut for data.name=")
+    p.add_argument("--dataset", metavar="NAME|FORMAT:PATH",
+                   help="dataset name (r2u ls datasets), or your own data: csv:PATH, parquet:PATH, npz:PATH, "
+                   "imagefolder:DIR, hf:DIR; shortcut for data.name=")  # fmt: skip
+    p.add_argument("--label-col", metavar="COLUMN", help="your own data: the label column (default: label)")
+    p.add_argument("--id-col", metavar="COLUMN",
+                   help="your own data: a column of unique integer sample ids (default: the row numbers)")  # fmt: skip
+    p.add_argument("--group-col", metavar="COLUMN",
+                   help="your own data: a group column, for group:COLUMN=VALUE requests")  # fmt: skip
     p.add_argument("--model", help="model name (r2u ls models); shortcut for model.name=")
     p.add_argument("--epochs", type=int, help="shortcut for epochs=")
     p.add_argument("--lr", type=float, help="shortcut for optim.lr=")
@@ -92,7 +102,10 @@ def shortcut_overrides(args: argparse.Namespace) -> list[str]:
         "epochs": args.epochs, "optim.lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
         "device": args.device, "data.data_dir": args.data_dir,
     }  # fmt: skip
-    return [f"{k}={v}" for k, v in pairs.items() if v is not None]
+    out = [f"{k}={v}" for k, v in pairs.items() if v is not None]
+    # Column names are quoted so YAML keeps them strings ("2024", "true" and "a: b" are column names too).
+    columns = {"data.label_col": args.label_col, "data.id_col": args.id_col, "data.group_col": args.group_col}
+    return out + [f"{k}={json.dumps(v)}" for k, v in columns.items() if v is not None]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-Kind = Literal["image", "text", "qa"]
+Kind = Literal["image", "tabular", "text", "qa"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,8 @@ class DataSpec:
     """What a model needs to know about its inputs and outputs.
 
     Attributes:
-        kind: ``"image"`` (float tensors ``[C, H, W]``), ``"text"`` (token-id tensors ``[L]``) or ``"qa"``.
+        kind: ``"image"`` (float tensors ``[C, H, W]``), ``"tabular"`` (float feature vectors ``[F]``), ``"text"``
+            (token-id tensors ``[L]``) or ``"qa"``.
         input_shape: Shape of one input, without the batch dimension.
         num_classes: Number of labels (0 for QA data).
         class_names: Human-readable label names, index = label.

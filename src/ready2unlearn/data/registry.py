@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ready2unlearn.config import check
-from ready2unlearn.data import text, tofu, vision
+from ready2unlearn.config import OMIT_UNSET, check
+from ready2unlearn.data import byo, text, tofu, vision
 from ready2unlearn.data.base import ArrayDataset, Kind, Split, stratified_subset
 from ready2unlearn.data.files import data_root, find_file
 from ready2unlearn.errors import DataError
@@ -21,7 +21,9 @@ class DataConfig:
     """Which dataset to load and how to split it.
 
     Attributes:
-        name: Registered dataset name (``r2u ls datasets``).
+        name: Registered dataset name (``r2u ls datasets``), or your own data as ``csv:PATH``,
+            ``parquet:PATH``, ``npz:PATH``, ``imagefolder:DIR`` or ``hf:DIR`` (see
+            :mod:`ready2unlearn.data.byo`); the path is made absolute, relative to the working directory.
         data_dir: Directory holding the dataset folders; default ``$R2U_DATA_DIR`` or ``../shared/data``.
         verify: Check file checksums against the shipped manifest.
         test_fraction: Held-out share, for datasets without an official test split (digits, sms_spam).
@@ -32,6 +34,9 @@ class DataConfig:
             ``minilm``; extra ``hf``) instead of the built-in word vocabulary. Pair it with the same
             checkpoint in ``model.path``.
         max_len: Text data only: tokens per text (``null`` = the dataset's default).
+        label_col: Your own data only: the label column (or npz key); default ``label`` (npz: ``labels``/``y``).
+        id_col: Your own data only: a column of unique integer sample ids; default the row numbers.
+        group_col: Your own data only: a column kept as a group, for ``group:COLUMN=VALUE`` requests.
     """
 
     name: str = "digits"
@@ -43,9 +48,18 @@ class DataConfig:
     test_subset: int | None = None
     tokenizer: str | None = None
     max_len: int | None = None
+    label_col: str | None = field(default=None, metadata=OMIT_UNSET)
+    id_col: str | None = field(default=None, metadata=OMIT_UNSET)
+    group_col: str | None = field(default=None, metadata=OMIT_UNSET)
 
     def __post_init__(self) -> None:
-        DATASETS.get(self.name)  # unknown names fail here, with a did-you-mean
+        if byo.is_byo(self.name):
+            self.name = byo.normalize(self.name)  # unknown formats fail here, listing the known ones
+        else:
+            DATASETS.get(self.name)  # unknown names fail here, with a did-you-mean
+            for key in ("label_col", "id_col", "group_col"):
+                check(getattr(self, key) is None, f"data.{key} only applies to your own data (csv:PATH, "
+                      f"parquet:PATH, npz:PATH, hf:DIR), not to the built-in dataset {self.name!r}")  # fmt: skip
         check(0.0 < self.test_fraction < 1.0, f"data.test_fraction must be in (0, 1), got {self.test_fraction}")
         for key in ("train_subset", "test_subset", "max_len"):
             v = getattr(self, key)
@@ -122,18 +136,13 @@ _reg(DatasetInfo(
 
 
 def load_split(cfg: DataConfig) -> Split:
-    """Loads the classification dataset ``cfg.name`` with its deterministic train/test split.
+    """Loads the classification dataset ``cfg.name`` (registered, or your own file) with its train/test split.
 
     Raises:
-        DataError: If files are missing or corrupt, or the dataset is not a classification dataset.
+        ConfigError: If your own data's format needs an optional library that is not installed.
+        DataError: If files are missing, corrupt or malformed, or the dataset is not a classification dataset.
     """
-    info = DATASETS.get(cfg.name)
-    if info.load is None:
-        raise DataError(
-            f"{cfg.name} is a {info.kind.upper()} dataset for language models; classification recipes "
-            f"cannot train on it (load it with ready2unlearn.data.tofu.load_tofu)"
-        )
-    split = info.load(data_root(cfg.data_dir) if info.probe else None, cfg)
+    split = byo.load(cfg) if byo.is_byo(cfg.name) else _load_registered(cfg)
     train, test = split.train, split.test
     if cfg.train_subset is not None:
         train = train.subset(stratified_subset(train.labels, cfg.train_subset, cfg.split_seed))
@@ -142,6 +151,16 @@ def load_split(cfg: DataConfig) -> Split:
     _check_labels(cfg.name, train, split.spec.num_classes)
     meta = {**split.meta, "train_size": len(train), "test_size": len(test)}
     return Split(split.name, train, test, split.spec, meta)
+
+
+def _load_registered(cfg: DataConfig) -> Split:
+    info = DATASETS.get(cfg.name)
+    if info.load is None:
+        raise DataError(
+            f"{cfg.name} is a {info.kind.upper()} dataset for language models; classification recipes "
+            f"cannot train on it (load it with ready2unlearn.data.tofu.load_tofu)"
+        )
+    return info.load(data_root(cfg.data_dir) if info.probe else None, cfg)
 
 
 def _check_labels(name: str, ds: ArrayDataset, num_classes: int) -> None:

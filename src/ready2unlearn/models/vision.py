@@ -32,7 +32,7 @@ class MLPConfig(ModelConfig):
         check(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
 
 
-@register_model("mlp", MLPConfig, ("image",), "MLP on flattened inputs (ReLU, dropout)")
+@register_model("mlp", MLPConfig, ("image", "tabular"), "MLP on flattened inputs (ReLU, dropout)")
 def build_mlp(cfg: MLPConfig, spec: DataSpec) -> nn.Module:
     """Flatten → (Linear → ReLU → Dropout)* → Linear."""
     layers: list[nn.Module] = [nn.Flatten()]

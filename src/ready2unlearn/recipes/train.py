@@ -500,7 +500,7 @@ def load_config(
         data = load_yaml(path)
     shortcut = []
     if dataset:
-        shortcut.append(f"data.name={dataset}")
+        shortcut.append(f"data.name={json.dumps(dataset)}")  # quoted: a path such as csv:1:2 stays a string
     if model and (data.get("model") or {}).get("name") != model:
         data["model"] = {"name": model}  # another model's hyper-parameters would not apply
     if ready and data.get("ready") is None:

@@ -26,6 +26,7 @@ from torch import nn
 from ready2unlearn.artifacts import clear_run_files, now_iso, prepare_out_dir, remove_created, save_checkpoint, versions
 from ready2unlearn.checkpoint import load_checkpoint
 from ready2unlearn.config import from_dict, to_dict
+from ready2unlearn.data import byo
 from ready2unlearn.data.base import ArrayDataset, Split
 from ready2unlearn.data.registry import load_split
 from ready2unlearn.data.request import DeletionRequest, RequestViews
@@ -258,11 +259,15 @@ def _remaining(train: ArrayDataset, forgotten: Sequence[int]) -> ArrayDataset:
 def load_matching_split(card: dict[str, Any], data_dir: str | None = None) -> tuple[Split, Any]:
     """Loads the dataset a checkpoint was trained on and checks its fingerprints against the card.
 
+    Your own data (``csv:PATH``...) is read again from the path the card records, after checking that the
+    file's sha256 is the one it was trained on.
+
     Raises:
         DataError: If the data differs from what the checkpoint was trained on.
     """
     from ready2unlearn.recipes.train import TrainConfig
 
+    byo.check_unchanged(card.get("data", {}).get("meta") or {})
     cfg_data = dict(card["config"])
     if data_dir is not None:
         cfg_data["data"] = {**cfg_data["data"], "data_dir": data_dir}
