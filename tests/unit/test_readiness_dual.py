@@ -217,3 +217,34 @@ def test_trainable_params_only_enter_the_dual_objective():
     loss, _ = obj(model, 0, 0)
     loss.backward()
     assert model[1].weight.grad is None and all(p.grad is not None for p in trainable_params(model).values())
+
+
+def test_a_resumed_ready_run_keeps_its_measured_alpha_and_dual_lambda(tmp_path):
+    """alpha=auto and the dual λ are state: a crash and --resume must continue them, not start them over."""
+    data = make_blobs(240, seed=0)
+    knobs = {"kind": "class", "alpha": "auto", "start_epoch": 1, "method": {"name": "ga", "lr": 0.01}}
+
+    def objective() -> ReadinessObjective:
+        return ReadinessObjective(from_dict(ReadyConfig, knobs), data, 4, seed=0)
+
+    full_obj, full = objective(), _mlp()
+    fit(full, data, None, _train_cfg(4), show_progress=False, regularizer=full_obj)
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_2(row):
+        if row["epoch"] == 2:
+            raise Crash
+
+    state = tmp_path / "state"
+    with pytest.raises(Crash):
+        fit(_mlp(), data, None, _train_cfg(4), state_dir=state, show_progress=False, regularizer=objective(),
+            on_epoch=crash_after_2)  # fmt: skip
+    resumed_obj, resumed = objective(), _mlp(seed=5)
+    fit(resumed, data, None, _train_cfg(4), state_dir=state, resume_from_state=True, show_progress=False,
+        regularizer=resumed_obj)  # fmt: skip
+    assert resumed_obj.calibration == full_obj.calibration  # restored, not measured again on the resumed model
+    assert resumed_obj.summary(data)["dual"] == full_obj.summary(data)["dual"]
+    for a, b in zip(full.parameters(), resumed.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)

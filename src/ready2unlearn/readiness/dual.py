@@ -67,14 +67,27 @@ class DualLambda:
         """Records λ for the card's per-epoch trace."""
         self.history.append(self.lam)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The multiplier and its counters, for a resumed run (JSON data)."""
+        return {"lam": self.lam, "history": list(self.history), "violations": self._violations,
+                "updates": self._updates, "at_max": self._at_max}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restores :meth:`state_dict`."""
+        self.lam = float(state["lam"])
+        self.history = [float(v) for v in state.get("history", [])]
+        self._violations = float(state.get("violations", 0.0))
+        self._updates = int(state.get("updates", 0))
+        self._at_max = int(state.get("at_max", 0))
+
     def summary(self) -> dict[str, Any]:
-        """Card entry: the final λ, its per-epoch trace, how often the constraint was violated or λ was capped."""
+        """Card entry: the final λ, λ at the end of each epoch, how often the constraint was violated or λ capped."""
         n = max(1, self._updates)
         return {
             "lam": self.lam,
             "lam_max": self.lam_max,
             "lr": self.lr,
-            "per_epoch": self.history,
+            "per_epoch": [*self.history, self.lam],
             "violated_fraction": self._violations / n,
             "at_lam_max_fraction": self._at_max / n,
         }

@@ -198,6 +198,25 @@ class ReadinessObjective:
                                            task=self.method.task)  # fmt: skip
         self.cfg = dataclasses.replace(self.cfg, alpha=self.calibration.alpha)
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed training run needs to continue this objective (JSON data)."""
+        return {
+            "alpha": self.cfg.alpha, "calibration": self.calibration.to_dict() if self.calibration else None,
+            "dual": self.dual.state_dict() if self.dual else None, "calls": self.calls, "sums": dict(self._sums),
+            "epoch": self._epoch,
+        }  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restores :meth:`state_dict`: the measured α (not measured again), the dual λ and the running means."""
+        if state.get("calibration"):
+            self.calibration = Calibration(**state["calibration"])
+            self.cfg = dataclasses.replace(self.cfg, alpha=state["alpha"])
+        if self.dual is not None and state.get("dual"):
+            self.dual.load_state_dict(state["dual"])
+        self.calls = int(state.get("calls", 0))
+        self._epoch = int(state.get("epoch", -1))
+        self._sums = {k: float(v) for k, v in (state.get("sums") or {}).items()}
+
     def summary(self, train: ArrayDataset) -> dict[str, Any]:
         """Card entry: the revocable set, how often the term ran, the mean of each part and cap saturation.
 
@@ -218,7 +237,6 @@ class ReadinessObjective:
             "retain_size": self.cfg.resolved_retain_size,
         }
         if self.dual is not None:
-            self.dual.end_epoch()
             out["dual"] = self.dual.summary()
         if self.calibration is not None:
             out["calibration"] = self.calibration.to_dict()

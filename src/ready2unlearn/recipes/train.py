@@ -203,6 +203,9 @@ def fit(
         check_resume(state_dir, config, allow_extend)
         start_epoch, extra = resume.load_state(state_dir, model, optimizer, scheduler, gen)
         history, elapsed = extra.get("history", []), float(extra.get("seconds", 0.0))
+        if regularizer is not None and hasattr(regularizer, "load_state_dict") and "regularizer" in extra:
+            # Readiness carries state across epochs (the measured α, the dual λ): a resumed run continues it.
+            regularizer.load_state_dict(extra["regularizer"])
 
     step = start_epoch * steps_per_epoch
     t0 = time.perf_counter()
@@ -254,8 +257,10 @@ def fit(
             history.append(row)
             if state_dir is not None and is_main:
                 seconds = elapsed + time.perf_counter() - t0
-                resume.save_state(state_dir, epoch + 1, model, optimizer, scheduler, gen,
-                                  {"history": history, "seconds": seconds, "config": config})  # fmt: skip
+                state = {"history": history, "seconds": seconds, "config": config}
+                if regularizer is not None and hasattr(regularizer, "state_dict"):
+                    state["regularizer"] = regularizer.state_dict()
+                resume.save_state(state_dir, epoch + 1, model, optimizer, scheduler, gen, state)
             if on_epoch is not None:
                 on_epoch(row)
     seconds = elapsed + time.perf_counter() - t0
