@@ -23,7 +23,7 @@ import torch
 from ready2unlearn.recipes.ready_bench import run_ready_bench
 
 HERE = Path(__file__).resolve().parent
-PRESETS = {"fashion": "fashion-ready", "digits": "digits-ready", "mnist": "mnist-ready"}
+PRESETS = {"fashion": "fashion-ready", "digits": "digits-ready", "mnist": "mnist-ready", "cifar10": "cifar10-ready"}
 
 
 def _value(t: dict) -> str:
