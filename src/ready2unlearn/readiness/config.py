@@ -20,8 +20,9 @@ READY_METHODS: tuple[str, ...] = ("ga", "grad_diff", "ga_kl", "npo", "simnpo")
 #: model itself (``alpha=auto``: the displacement the deployment unlearner needs, see readiness/calibrate.py),
 #: first order, every second step. Why: fixed λ/α pairs tuned on Fashion-MNIST did nothing on the digits MLP
 #: (λ 0.03 never reached the cap; GA 222 → 196 steps) and a fixed α is a different request on every model.
-#: Measured with these defaults (benchmarks/readiness_sweep/README.md): digits MLP GA 222-264 → 40-56 steps at
-#: −0.3..−0.6 points; Fashion-MNIST CNN 92-114 → 24-54 steps at +0.1..+0.5 points. Caps: a class request is
+#: Measured with these defaults (benchmarks/readiness/README.md, 5 seeds): digits MLP class request GA 237 → 52
+#: steps (ratio 0.21 [0.16, 0.29]) at −1.2 [−2.4, −0.0] points; they do not transfer to the tabular BN net there
+#: (−7 points). Caps: a class request is
 #: honoured once the class is no longer predicted (loss well above log C); a random request once its samples
 #: look like unseen data (0.3 nats: above the digits / Fashion test loss, where the retrained model's forget
 #: loss sits). Group requests (a user's rows, language models) keep the fixed form until it is measured there.
