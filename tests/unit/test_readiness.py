@@ -25,7 +25,7 @@ from tests.conftest import make_blobs
 
 TASK = ClassificationTask(4)
 #: The fixed-λ form these mechanics tests were written for (the shipped class defaults are now dual / alpha=auto).
-FIXED = {"alpha": 0.01, "dual": False, "meta_every": 1}
+FIXED = {"alpha": 0.01, "dual": False, "meta_every": 1, "forget_term": "level"}
 
 
 def _batch(seed: int = 0, n: int = 16) -> Batch:
@@ -397,3 +397,22 @@ def test_current_model_reference_is_eval_mode_and_no_grad():
     torch.testing.assert_close(out1, out2)
     assert not out1.requires_grad and model.training and list(ref.parameters()) == []
     torch.testing.assert_close(out1, F.linear(x.flatten(1), model[1].weight, model[1].bias))
+
+
+def test_gain_form_past_the_cap_only_keeps_forget_fitted():
+    model = _mlp()
+    batch = _batch()
+    cfg = from_dict(ReadyConfig, {**FIXED, "retention": 0.0, "forget_term": "gain", "cap": 1e-3})
+    loss, parts = readiness_loss(build_method({"name": "ga"}, TASK), model, batch, cfg)
+    assert parts["cap_saturated"] == 1.0
+    (g,) = torch.autograd.grad(loss, [model[3].bias])
+    (g_fit,) = torch.autograd.grad(TASK.loss(model, batch.forget_x, batch.forget_y), [model[3].bias])
+    torch.testing.assert_close(g, g_fit)  # −(cap − CE(θ; F)): descent on the forget loss at θ
+
+
+def test_class_requests_default_to_the_gain_form_at_twice_the_measured_displacement():
+    cfg = ReadyConfig(kind="class").resolved()
+    assert cfg.forget_term == "gain" and cfg.alpha_factor == 2.0
+    rnd = ReadyConfig(kind="random").resolved()
+    assert rnd.forget_term == "level" and rnd.alpha_factor == 1.0
+    assert ReadyConfig(kind="class", forget_term="level", alpha_factor=0.5).resolved().alpha_factor == 0.5

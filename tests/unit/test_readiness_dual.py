@@ -60,19 +60,23 @@ def _trained_bn_net() -> nn.Module:
 def test_eval_scoring_sees_the_model_as_the_stop_rule_does():
     """With a vanishing inner step, eval-mode scoring equals the eval-mode loss of the model itself."""
     model, batch = _trained_bn_net(), _one_class_batch()
-    cfg = ReadyConfig(kind="class", alpha=1e-12, dual=False, retention=1.0, efficiency=1.0, cap=100.0)
-    _, parts = readiness_loss(build_method(cfg.method, TASK), model, batch, cfg)
-    # The simulated GA step runs in train mode, like the deployed unlearner, so BatchNorm's running statistics
-    # take one update from the forget batch before the state is scored; everything else is unchanged.
-    model = copy.deepcopy(model)
-    with torch.no_grad():
-        model(batch.forget_x)
-    model.eval()
-    with torch.no_grad():
-        want_f = F.cross_entropy(model(batch.forget_x), batch.forget_y).item()
-        want_r = F.cross_entropy(model(batch.retain_x), batch.retain_y).item()
-    assert parts["forget_after"] == pytest.approx(want_f, rel=1e-4)
-    assert parts["retain_after"] == pytest.approx(want_r, rel=1e-4)
+    for norm_stats in ("frozen", "update"):
+        cfg = ReadyConfig(kind="class", alpha=1e-12, dual=False, retention=1.0, efficiency=1.0, cap=100.0,
+                          method={"name": "ga", "norm_stats": norm_stats})  # fmt: skip
+        _, parts = readiness_loss(build_method(cfg.method, TASK), model, batch, cfg)
+        # The simulated GA step runs as the deployed unlearner does: with batch norm frozen (the default) the
+        # state is scored with the model's own running statistics; with norm_stats=update they first take one
+        # update from the forget batch. Everything else is unchanged.
+        ref = copy.deepcopy(model)
+        if norm_stats == "update":
+            with torch.no_grad():
+                ref(batch.forget_x)
+        ref.eval()
+        with torch.no_grad():
+            want_f = F.cross_entropy(ref(batch.forget_x), batch.forget_y).item()
+            want_r = F.cross_entropy(ref(batch.retain_x), batch.retain_y).item()
+        assert parts["forget_after"] == pytest.approx(want_f, rel=1e-4), norm_stats
+        assert parts["retain_after"] == pytest.approx(want_r, rel=1e-4), norm_stats
 
 
 def test_train_scoring_of_a_one_class_batch_differs_under_batchnorm():
@@ -112,8 +116,10 @@ def test_dual_objective_weights_only_the_forget_terms_and_records_lambda():
     model = _mlp()
     loss, parts = obj(model, 0, 0)
     assert parts["lam"] == pytest.approx(0.2)
-    # L = retention · R_after − λ · min(F_after, cap), with R_after and F_after the parts it reported.
-    want = 0.5 * parts["retain_after"] - 0.2 * min(parts["forget_after"], cfg.resolved().cap)
+    # L = retention · R_after − λ · (min(F_after, cap) − F_before): the class default scores the gain.
+    assert cfg.resolved().forget_term == "gain"
+    gain = min(parts["forget_after"], cfg.resolved().cap) - parts["forget_before"]
+    want = 0.5 * parts["retain_after"] - 0.2 * gain
     assert loss.item() == pytest.approx(want, rel=1e-4, abs=1e-6)
     assert obj.dual is not None and obj.dual.lam > 0.2  # far from honoured: λ went up
     summary = obj.summary(data)
@@ -122,7 +128,8 @@ def test_dual_objective_weights_only_the_forget_terms_and_records_lambda():
 
 def test_dual_training_honours_simulated_requests_that_fixed_small_lambda_does_not():
     data = make_blobs(240, seed=0)
-    common = {"kind": "class", "lam": 0.01, "alpha": 0.05, "cap": 3.0, "first_order": True, "meta_every": 1}
+    common = {"kind": "class", "lam": 0.01, "alpha": 0.05, "cap": 3.0, "first_order": True, "meta_every": 1,
+              "forget_term": "level"}  # fmt: skip
     out = {}
     for dual in (False, True):
         model = _mlp()
@@ -165,7 +172,9 @@ def test_calibrated_alpha_is_lr_times_the_median_steps_of_real_runs():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     cal = calibrate_alpha(model, data, cfg, 4, requests=3, budget=400, seed=0)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the model is untouched
-    assert cal.alpha == pytest.approx(0.01 * float(np.median(cal.steps)))
+    # The class default asks for the request to be honoured at twice the measured displacement.
+    assert cal.factor == 2.0 and cal.displacement == pytest.approx(0.01 * float(np.median(cal.steps)))
+    assert cal.alpha == pytest.approx(2.0 * cal.displacement)
     assert all(cal.reached) and all(s > 1 for s in cal.steps)
     # Same draw, run by hand through the engine: the same step count.
     sampler = RequestSampler(data, cfg.resolved(), 4, 0)

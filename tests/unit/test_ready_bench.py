@@ -385,7 +385,7 @@ def test_alpha_auto_is_calibrated_on_the_standard_model_and_cached(tmp_path):
     results = ReadyBenchRunner(cfg, tmp_path, "tiny", show_progress=False).run()
     (path,) = (tmp_path / "calibration").glob("*.json")
     cal = json.loads(path.read_text())["calibration"]
-    assert cal["alpha"] == pytest.approx(0.01 * float(np.median(cal["steps"])))
+    assert cal["alpha"] == pytest.approx(cal["factor"] * 0.01 * float(np.median(cal["steps"])))
     ready_card = next(p for p in (tmp_path / "models").rglob("card.json") if "/ready-" in str(p))
     info = json.loads(ready_card.read_text())["bench"]
     assert info["ready"]["alpha"] == pytest.approx(cal["alpha"]) and info["calibration"] == cal

@@ -17,7 +17,8 @@ def test_ready_tune_measures_alpha_on_a_standard_checkpoint(digits_ckpt, tmp_pat
     assert code == 0
     data = json.loads(out.read_text())
     cal = data["calibration"]
-    assert cal["alpha"] == pytest.approx(0.003 * float(np.median(cal["steps"])))
+    assert cal["factor"] == 2.0  # the class default
+    assert cal["alpha"] == pytest.approx(cal["factor"] * 0.003 * float(np.median(cal["steps"])))
     assert data["ready"]["alpha"] == pytest.approx(cal["alpha"]) and data["ready"]["revocable"] == "class:3,5,7"
     assert f"ready.alpha={cal['alpha']:.4g}" in capsys.readouterr().out
 

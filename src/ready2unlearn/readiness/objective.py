@@ -72,8 +72,9 @@ def readiness_loss(
     method.reference = CurrentModelReference(model)  # π_ref / the KL anchor = the model as it is now
     theta = trainable_params(model)
     buffers = buffer_copies(model)
-    theta_k = simulate_unlearning(method, model, batch, steps=cfg.inner_steps, alpha=cfg.alpha, params=theta,
-                                  buffers=buffers, first_order=cfg.first_order)  # fmt: skip
+    with _unlearning_mode(method, model):  # as the deployed unlearner runs (batch norm frozen by default)
+        theta_k = simulate_unlearning(method, model, batch, steps=cfg.inner_steps, alpha=cfg.alpha, params=theta,
+                                      buffers=buffers, first_order=cfg.first_order)  # fmt: skip
 
     def ce(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         # Scored as the stop rule and the metrics see the model (eval mode: running BatchNorm statistics, no
@@ -98,7 +99,9 @@ def readiness_loss(
     if cfg.efficiency > 0:
         score = forget_after.clamp(max=cap)
         if cfg.forget_term == "gain":
-            score = score - ce(theta, fx, fy)
+            forget_before = ce(theta, fx, fy)
+            parts["forget_before"] = forget_before.item()
+            score = score - forget_before
         total = total - forget_weight * cfg.efficiency * score
     if cfg.resistance > 0 and len(fy) >= 2:
         # The simulated attack mirrors the real one: fine-tune on a few forget samples for several steps,
@@ -115,6 +118,18 @@ def readiness_loss(
         parts["forget_relearned"] = forget_relearned.item()
     parts["ready_loss"] = total.item()
     return total, parts
+
+
+@contextlib.contextmanager
+def _unlearning_mode(method: UnlearningMethod, model: nn.Module) -> Iterator[None]:
+    """Puts ``model`` in the deployed unlearner's mode for the block and restores every module's mode after."""
+    was = {m: m.training for m in model.modules()}
+    method.train_mode(model)
+    try:
+        yield
+    finally:
+        for m, training in was.items():
+            m.train(training)
 
 
 @contextlib.contextmanager

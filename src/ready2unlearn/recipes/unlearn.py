@@ -181,7 +181,7 @@ def _unlearn_loop(
     seconds = 0.0
     reason = "budget exhausted"
     restored = False
-    model.train()
+    method.train_mode(model)
     with progress_bar(show_progress) as bar:
         task = bar.add_task(f"unlearn ({method.config.name})", total=budget)
         for step in range(budget):
@@ -208,7 +208,7 @@ def _unlearn_loop(
             if steps % stop.eval_every and steps != budget:
                 continue
             row = evaluate(steps)
-            model.train()
+            method.train_mode(model)
             if not _params_finite(model) or not math.isfinite(row["forget_loss"]):
                 model.load_state_dict(good_state)
                 reason, restored = f"diverged: non-finite parameters or outputs at step {steps}", True

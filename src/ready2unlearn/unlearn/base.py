@@ -36,6 +36,11 @@ class MethodConfig:
         weight_decay: Weight decay of the unlearning optimiser.
         batch_size: Forget-batch size (and retain-batch size, unless ``retain_batch_size`` is set).
         retain_batch_size: Retain-batch size; ``null`` = ``batch_size``.
+        norm_stats: ``frozen`` keeps batch-norm layers in eval mode while unlearning (the running statistics
+            stay those of training and every batch is normalised by them); ``update`` runs them in train
+            mode. Frozen is the default: in train mode a forget batch of one class is normalised by its own
+            statistics and the running statistics drift toward it, which alone cost a tabular BatchNorm net
+            5-7 points of test accuracy after GA (0.79 vs 0.86 with frozen statistics, 2 seeds).
     """
 
     name: str = "ga"
@@ -45,6 +50,7 @@ class MethodConfig:
     weight_decay: float = 0.0
     batch_size: int = 64
     retain_batch_size: int | None = None
+    norm_stats: Literal["frozen", "update"] = "frozen"
 
     def __post_init__(self) -> None:
         info = METHODS.get(self.name)
@@ -54,6 +60,8 @@ class MethodConfig:
         check(self.weight_decay >= 0, "method.weight_decay must be ≥ 0")
         check(self.batch_size > 0, "method.batch_size must be positive")
         check(self.retain_batch_size is None or self.retain_batch_size > 0, "method.retain_batch_size must be > 0")
+        check(self.norm_stats in ("frozen", "update"), f"method.norm_stats must be frozen or update, got "
+              f"{self.norm_stats!r}")  # fmt: skip
 
     @classmethod
     def dispatch(cls, data: Mapping[str, Any]) -> type[MethodConfig]:
@@ -110,6 +118,14 @@ class UnlearningMethod:
         self.task = task
         self.reference: nn.Module | None = None
         self.budget: int | None = None  # the run's step budget; the engine sets it before prepare()
+
+    def train_mode(self, model: nn.Module) -> None:
+        """Puts ``model`` in the mode unlearning runs in: train mode, batch norm frozen unless ``norm_stats=update``."""
+        model.train()
+        if self.config.norm_stats == "frozen":
+            for module in model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
 
     # -- hooks -------------------------------------------------------------------------------------------
     def prepare(self, model: nn.Module, views: RequestViews, ctx: Context) -> None:
