@@ -68,7 +68,14 @@ class RelearnConfig:
         check(self.retain_size > 0, "relearn.retain_size must be positive")
 
 
-def _forget_count(spec: str, n_forget: int) -> int:
+def forget_count(spec: str, n_forget: int) -> int:
+    """Forget samples the relearn set ``spec`` takes from a forget set of ``n_forget`` (0 for ``retain-only``).
+
+    Raises:
+        ConfigError: On a malformed ``spec``.
+    """
+    if spec == "retain-only":
+        return 0
     m = _SET.match(spec)
     if m is None:
         raise ConfigError(f"relearn set {spec!r} must be forget-K, forget-P% or retain+forget-K")
@@ -89,7 +96,7 @@ def build_relearn_set(
     retain_pos = rng.choice(len(views.retain), size=min(cfg.retain_size, len(views.retain)), replace=False)
     if spec == "retain-only":
         return views.retain.subset(np.sort(retain_pos)), views.forget, {"forget": 0, "retain": len(retain_pos)}
-    k = _forget_count(spec, n_f)
+    k = forget_count(spec, n_f)
     if k >= n_f:
         raise ConfigError(f"relearn set {spec!r} takes {k} of {n_f} forget samples and leaves none to score on")
     order = rng.permutation(n_f)

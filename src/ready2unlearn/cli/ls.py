@@ -15,7 +15,7 @@ from ready2unlearn.evaluate.metrics import METRICS
 from ready2unlearn.models import MODELS
 from ready2unlearn.unlearn import METHODS
 
-PRESET_GROUPS = ("train", "unlearn", "bench", "ready_bench", "lm_bench")
+PRESET_GROUPS = ("train", "unlearn", "bench", "ready_bench", "lm_bench", "plan")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

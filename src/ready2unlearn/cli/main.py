@@ -21,6 +21,7 @@ from ready2unlearn.cli import (
     evaluate,
     lineage,
     ls,
+    plan,
     ready_bench,
     ready_tune,
     request,
@@ -31,7 +32,21 @@ from ready2unlearn.cli import (
 from ready2unlearn.cli.common import err_console
 from ready2unlearn.errors import ConfigError, R2UError
 
-VERBS = (train, unlearn, evaluate, bench, ready_bench, ready_tune, request, lineage, certificate, ls, validate, demo)
+VERBS = (
+    train,
+    unlearn,
+    evaluate,
+    bench,
+    ready_bench,
+    ready_tune,
+    plan,
+    request,
+    lineage,
+    certificate,
+    ls,
+    validate,
+    demo,
+)
 
 
 class UsageError(ConfigError):

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ready2unlearn.artifacts import atomic_write
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -41,16 +43,16 @@ def _colors(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Any]:
     return {k: cmap(i % cmap.N) for i, k in enumerate(keys)}
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """A figure of the report's style (constrained layout, 110 dpi)."""
     from matplotlib.figure import Figure
 
     # constrained layout makes room for a legend placed "outside" the axes, so it never covers data.
     return Figure(figsize=(width, height), dpi=110, layout="constrained")
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
-    from ready2unlearn.artifacts import atomic_write
-
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Writes ``fig`` as a PNG, atomically."""
     # The temporary file has a .tmp suffix, so the format must be given explicitly.
     return atomic_write(path, lambda p: fig.savefig(p, format="png"))
 
@@ -147,7 +149,7 @@ def plot_unlearning_curves(cells: Sequence[Mapping[str, Any]], path: str | Path)
     multi = _variants_differ(usable)
 
     ncols = min(len(settings), 3)
-    fig = _new_figure(4.4 * ncols + 2.6, 3.5 * math.ceil(len(settings) / ncols))
+    fig = new_figure(4.4 * ncols + 2.6, 3.5 * math.ceil(len(settings) / ncols))
     # No shared y axis: a class request falls from ~100 % to ~0 %, a random-sample request often moves by a
     # few points only, and a shared 0–100 scale would flatten the latter into one line.
     axes = _grid(fig, len(settings), 3)
@@ -187,7 +189,7 @@ def plot_unlearning_curves(cells: Sequence[Mapping[str, Any]], path: str | Path)
     ]
     _legend(fig, handles)
     fig.suptitle("Unlearning curves")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _scaled(curve: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -264,7 +266,7 @@ def plot_relearn_curves(cells: Sequence[Mapping[str, Any]], path: str | Path) ->
     multi = _variants_differ(attacked)
 
     ncols, nrows = len(sets), len(settings)
-    fig = _new_figure(3.6 * ncols + 2.6, 3.0 * nrows + 0.5)
+    fig = new_figure(3.6 * ncols + 2.6, 3.0 * nrows + 0.5)
     axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
     for r, setting in enumerate(settings):
         mine = [c for c in cells if c.get("setting", "") == setting]
@@ -296,7 +298,7 @@ def plot_relearn_curves(cells: Sequence[Mapping[str, Any]], path: str | Path) ->
     handles.append(_line(_FLOOR_COLOR, "retrained (floor)", lw=2.6))
     _legend(fig, handles)
     fig.suptitle("Relearning attack: forget accuracy recovered by fine-tuning (mean over seeds)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _get(obj: Any, *keys: str) -> Any:
@@ -351,7 +353,7 @@ def plot_time_vs_gap(summary_rows: Sequence[Mapping[str, Any]], path: str | Path
 
     from matplotlib.ticker import FuncFormatter, LogLocator
 
-    fig = _new_figure(8.6, 5.0)
+    fig = new_figure(8.6, 5.0)
     ax = fig.subplots()
     ax.set_xscale("log")
     for row, x, xs, y, ys in points:
@@ -385,7 +387,7 @@ def plot_time_vs_gap(summary_rows: Sequence[Mapping[str, Any]], path: str | Path
     handles += [_line("gray", s, marker=markers[s], ls="none") for s in settings]
     handles.append(_line(_FLOOR_COLOR, "retrain (ratio 1, gap 0)", marker="*", ms=11, ls="none"))
     _legend(fig, handles)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _place_labels(ax: Any, labels: list[tuple[str, float, float, Any]]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ready2unlearn.artifacts import atomic_write
-from ready2unlearn.report.plots import _new_figure, _save
+from ready2unlearn.report.plots import new_figure, save_figure
 
 _COLORS = {"standard": "tab:blue", "ready": "tab:red", "downweight": "tab:green", "negtrain": "tab:orange",
            "dp": "tab:purple", "retrained": "black"}  # fmt: skip
@@ -112,7 +112,7 @@ def _targeted_panels(results: Mapping[str, Any]) -> tuple[Any, Any, list[Any], l
     keys = list(dict.fromkeys((c["group"], c["setting"]) for c in cells))
     if not keys:
         return None
-    fig = _new_figure(4.2 * len(keys), 3.4)
+    fig = new_figure(4.2 * len(keys), 3.4)
     axes = fig.subplots(1, len(keys), squeeze=False)[0]
     return fig, axes, cells, keys, results["config"]["methods"][0]["name"]
 
@@ -145,7 +145,7 @@ def plot_ready_curves(results: Mapping[str, Any], path: Path) -> Path | None:
         ax.set_ylabel(quantity.replace("_", " "))
         ax.set_xscale("symlog", linthresh=10)
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_relearn(results: Mapping[str, Any], path: Path) -> Path | None:
@@ -170,7 +170,7 @@ def plot_relearn(results: Mapping[str, Any], path: Path) -> Path | None:
         ax.set_xlabel("attack step")
         ax.set_ylabel("forget accuracy (mean over seeds)")
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # -- the report -----------------------------------------------------------------------------------------

@@ -58,18 +58,21 @@ dt { font-weight: 600; margin-top: 0.4em; }
 
 # -- document model -----------------------------------------------------------------------------------
 @dataclass
-class _Table:
+class Table:
+    """A report table: a header, rows of formatted cells, and which rows are the reference (drawn in bold)."""
+
     header: list[str]
     rows: list[list[str]] = field(default_factory=list)
     reference: list[bool] = field(default_factory=list)  # rows drawn in bold: the retrained model
 
     def add(self, cells: list[str], reference: bool = False) -> None:
+        """Appends a row."""
         self.rows.append(cells)
         self.reference.append(reference)
 
 
 # Blocks are (kind, payload): ("h1"|"h2"|"h3"|"h4"|"p"|"note", str), ("kv"|"defs", [(term, text)]),
-# ("code", (summary, language, text)), ("table", _Table), ("img", (alt, relative path)).
+# ("code", (summary, language, text)), ("table", Table), ("img", (alt, relative path)).
 Block = tuple[str, Any]
 
 
@@ -122,9 +125,9 @@ def _row_label(row: Mapping[str, Any], multi_variant: bool, retrain_variants: in
     return method_label(row["method"], row["variant"], multi_variant)
 
 
-def _main_table(rows: Sequence[Mapping[str, Any]], setting: str, multi_variant: bool) -> _Table:
+def _main_table(rows: Sequence[Mapping[str, Any]], setting: str, multi_variant: bool) -> Table:
     ta = "test_retain_acc" if _is_class_setting(setting) else "test_acc"
-    table = _Table(["Method", "UA (%)", "RA (%)", "TA (%)", "MIA-efficacy (%)", "Avg. Gap (pp)", "Steps",
+    table = Table(["Method", "UA (%)", "RA (%)", "TA (%)", "MIA-efficacy (%)", "Avg. Gap (pp)", "Steps",
                     "Time ratio to retrain", "n (seeds)"])  # fmt: skip
     retrain_variants = sum(r["method"] == "retrain" for r in rows)
     columns = [
@@ -141,12 +144,12 @@ def _main_table(rows: Sequence[Mapping[str, Any]], setting: str, multi_variant: 
     return table
 
 
-def _relearn_table(cells: Sequence[Mapping[str, Any]], multi_variant: bool) -> _Table | None:
+def _relearn_table(cells: Sequence[Mapping[str, Any]], multi_variant: bool) -> Table | None:
     sets = relearn_set_names(cells)
     if not sets:
         return None
     metrics = [f"relearn.{name}.final_forget_acc" for name in sets]
-    table = _Table(["Model", *sets, "n (seeds)"])
+    table = Table(["Model", *sets, "n (seeds)"])
     floor = [{"setting": "", "variant": "", "method": "floor", "relearn": r} for r in relearn_floor(cells)]
     attacked = [c for c in cells if c.get("method") != "retrain" and isinstance(c.get("relearn"), Mapping)]
     floor_rows = summarise(floor, metrics) if floor else []
@@ -214,7 +217,7 @@ def _blocks(results: Mapping[str, Any], plots: Mapping[str, Path | None]) -> lis
     proof = results.get("proof") or {}
     if proof:
         blocks.append(("h2", "Proof of forgetting (NeurIPS 2023 challenge metric, small N)"))
-        table = _Table(["Method", "N", "Forgetting quality F", "RA ratio", "TA ratio", "Score"])
+        table = Table(["Method", "N", "Forgetting quality F", "RA ratio", "TA ratio", "Score"])
         for name, r in proof.items():
             table.add([str(name), str(r.get("n", MISSING)), *(f"{r[k]:.3f}" if r.get(k) is not None else MISSING
                        for k in ("forgetting_quality", "ra_ratio", "ta_ratio", "score"))],
@@ -261,7 +264,7 @@ def _md_escape(text: str) -> str:
     return re.sub(r"([\\|<>`*_\[\]])", r"\\\1", str(text).replace("\n", " "))
 
 
-def _md_table(table: _Table) -> list[str]:
+def _md_table(table: Table) -> list[str]:
     def line(cells: Sequence[str], bold: bool = False) -> str:
         cells = [_md_escape(c) for c in cells]
         if bold:
@@ -301,7 +304,7 @@ def render_markdown(blocks: Sequence[Block]) -> str:
 
 
 # -- HTML ---------------------------------------------------------------------------------------------
-def _html_table(table: _Table) -> list[str]:
+def _html_table(table: Table) -> list[str]:
     e = html.escape
     out = ["<table>", "<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in table.header) + "</tr></thead>", "<tbody>"]
     for row, ref in zip(table.rows, table.reference, strict=True):
