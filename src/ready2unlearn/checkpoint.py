@@ -39,6 +39,9 @@ def load_checkpoint(ckpt_dir: str | Path, device: str = "cpu") -> Checkpoint:
             loaded with :func:`ready2unlearn.artifacts.load_weights` into a module you build yourself).
     """
     card = read_card(ckpt_dir)
+    if isinstance(card.get("sisa"), dict):
+        raise DataError(f"{ckpt_dir} is a SISA ensemble, not a single model: load it with "
+                        "ready2unlearn.recipes.sisa.load, serve requests with `r2u unlearn --method sisa`")  # fmt: skip
     try:
         cfg = model_config(card["config"]["model"])
         spec = DataSpec.from_dict(card["data"]["spec"])

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ready2unlearn.data.base import ArrayDataset
+from ready2unlearn.data.registry import load_split
 from ready2unlearn.data.sisa import SisaConfig, sisa_layout
 from ready2unlearn.errors import ConfigError, DataError, RequestError
 from ready2unlearn.models.ensemble import Ensemble
@@ -144,3 +145,37 @@ def test_checkpoint_round_trip_keeps_unlearning_exact(tmp_path):
     victim.write_bytes(victim.read_bytes()[:-8] + b"\0" * 8)
     with pytest.raises(DataError, match="sha256"):
         load_sisa(tmp_path / "ckpt", Net)
+
+
+def test_cli_sisa_train_and_exact_unlearn(tmp_path, monkeypatch):
+    from ready2unlearn.checkpoint import load_checkpoint
+    from ready2unlearn.cli.main import main
+    from ready2unlearn.recipes import sisa as sisa_recipe
+    from ready2unlearn.recipes import train as train_recipe
+
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--dataset", "digits", "--model", "mlp", "--epochs", "2", "--sisa.shards", "2",
+            "--sisa.slices", "3", "--out", "sisa", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    model, card, cfg = sisa_recipe.load(tmp_path / "sisa")
+    assert card["sisa"]["config"]["shards"] == 2 and len(card["sisa"]["slice_files"]) == 2 * 3
+    split = load_split(cfg.data)
+    layout = model.layout(split.train)
+    rows = np.flatnonzero((layout.shard == 1) & (layout.slice == 2))[:3]  # late rows of shard 1 only
+    ids = split.train.ids[rows].tolist()
+    (tmp_path / "ids.txt").write_text("\n".join(map(str, ids)))
+    assert main(["unlearn", "--checkpoint", "sisa", "--request", "samples:ids.txt", "--method", "sisa",
+                 "--out", "gone", "--quiet"]) == 0  # fmt: skip
+    served, served_card, _ = sisa_recipe.load(tmp_path / "gone")
+    assert served_card["unlearn"]["retrained"] == [{"shard": 1, "from_slice": 2, "deleted": 3,
+                                                    "rows": int((layout.shard == 1).sum()) - 3}]  # fmt: skip
+    assert served_card["unlearn"]["exact_text"] == "exact: retrained shard 1 from slice 2"
+    assert served_card["lineage"]["forgotten_ids"] == ids
+    keep = np.setdiff1d(np.arange(len(split.train)), rows)
+    factory = sisa_recipe.model_factory(cfg, split.spec, "cpu")
+    reference = train_sisa(factory, split.train.subset(keep), cfg, cfg.sisa, show_progress=False)
+    assert _same(served.ensemble, reference.ensemble)  # the served checkpoint is SISA trained without the rows
+    with pytest.raises(DataError, match="SISA ensemble"):
+        load_checkpoint(tmp_path / "sisa")
+    with pytest.raises(ConfigError, match="sisa"):
+        train_recipe.run(cfg, tmp_path / "other")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from ready2unlearn.cli.common import add_data_dir, add_quiet, add_track, console, esc, metrics_table, notice, track_run
 from ready2unlearn.config import to_dict
+from ready2unlearn.errors import ConfigError
+from ready2unlearn.recipes import sisa as sisa_recipe
 from ready2unlearn.recipes import train as train_recipe
 from ready2unlearn.tracking import flatten
 
@@ -21,6 +23,7 @@ EPILOG = """examples:
   r2u train --config my.yaml --out runs/x --overwrite   # replace the run in runs/x
   r2u train --config fashion_mnist-cnn --ready --ready.revocable class:3,5,7 --out runs/ready
   r2u train --dataset digits --model mlp --ready --ready.method npo --ready.kind random ready.cap=1.5 --out runs/r
+  r2u train --config fashion_mnist-cnn --sisa.shards 5 --sisa.slices 3 --out runs/sisa   # exact unlearning (SISA)
 readiness knobs not listed as flags are set as overrides: ready.efficiency=1 ready.retention=1 ready.resistance=0
 ready.cap=... ready.start_epoch=... ready.forget_size=... ready.first_order=true (see ReadyConfig)
 presets: r2u ls presets"""
@@ -58,6 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--ready", action="store_true", help="train with the readiness objective (shipped defaults)")
     for flag, kind, text in READY_FLAGS:
         g.add_argument(f"--ready.{flag}", dest=f"ready_{flag}", type=kind, metavar=flag.upper(), help=text)
+    g = p.add_argument_group("SISA training (exact unlearning by shard retraining; Bourtoule et al. 2021)")
+    for flag, kind, text in SISA_FLAGS:
+        g.add_argument(f"--sisa.{flag}", dest=f"sisa_{flag}", type=kind, metavar=flag.upper(), help=text)
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in --out (refused when the config changed)")  # fmt: skip
     p.add_argument("--allow-extend", action="store_true",
@@ -84,6 +90,20 @@ READY_FLAGS = (
     ("inner_steps", int, "simulated unlearning steps k"),
     ("meta_every", int, "add the readiness term every N steps"),
 )
+
+
+SISA_FLAGS = (
+    ("shards", int, "disjoint shards, one constituent model each"),
+    ("slices", int, "checkpointed slices per shard (a deletion retrains from the slice before the first hit)"),
+    ("aggregation", str, "softmax (mean of the constituents' softmax, default) or vote (majority)"),
+    ("shard_by", str, "a group column whose rows share one shard (a user's request then retrains one shard)"),
+)
+
+
+def sisa_overrides(args: argparse.Namespace) -> list[str]:
+    """``--sisa.X V`` flags as ``sisa.X=V`` overrides."""
+    return [f"sisa.{flag}={json.dumps(v) if isinstance(v, str) else v}" for flag, _, _ in SISA_FLAGS
+            if (v := getattr(args, f"sisa_{flag}", None)) is not None]  # fmt: skip
 
 
 def ready_overrides(args: argparse.Namespace) -> list[str]:
@@ -113,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     ready = ready_overrides(args)
     cfg, preset = train_recipe.load_config(
         args.config,
-        shortcut_overrides(args) + ready + list(args.overrides),
+        shortcut_overrides(args) + ready + sisa_overrides(args) + list(args.overrides),
         args.dataset,
         args.model,
         ready=args.ready or bool(ready),
@@ -124,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
                   f"preset={esc(preset or 'none (defaults)')}{esc(mode)}")  # fmt: skip
     console.print(f"  config: {esc(to_dict(cfg))}", soft_wrap=True)
 
+    if cfg.sisa is not None:
+        return _run_sisa(args, cfg, preset, out)
     with track_run(args, "train") as tracker:
         tracker.log_params({**to_dict(cfg), "preset": preset})
 
@@ -151,4 +173,25 @@ def run(args: argparse.Namespace) -> int:
             f"({rev['size']} samples), {card['timing']['train_seconds']:.1f} s"
         )
     console.print(f"wrote {esc(out / 'model.safetensors')} and {esc(out / 'card.json')}", soft_wrap=True)
+    return 0
+
+
+def _run_sisa(args: argparse.Namespace, cfg: train_recipe.TrainConfig, preset: str | None, out: Path) -> int:
+    """``r2u train --sisa.shards S``: trains the SISA ensemble (no per-epoch resume: its stages are short)."""
+    if args.resume:
+        raise ConfigError("--resume does not apply to SISA training; rerun it (with --overwrite)")
+    sisa = cfg.sisa
+    console.print(f"  SISA: {sisa.shards} shards × {sisa.slices} slices, {sisa.slice_epochs(cfg.epochs)} epochs per "
+                  f"slice, aggregation {esc(sisa.aggregation)}")  # fmt: skip
+    with track_run(args, "train") as tracker:
+        tracker.log_params({**to_dict(cfg), "preset": preset})
+        card = sisa_recipe.train(cfg, out, overwrite=args.overwrite, show_progress=not args.quiet,
+                                 extra_card={"preset": preset})  # fmt: skip
+        tracker.log_summary({**card["metrics"], "train_seconds": card["timing"]["train_seconds"]})
+        tracker.log_artifact(out / "card.json")
+    console.print(metrics_table(f"{cfg.data.name} / {cfg.model.name}", {"sisa ensemble": card["metrics"]}))
+    rows = card["sisa_layout"]["rows"]
+    console.print(f"  shard sizes: {', '.join(str(sum(r)) for r in rows)} rows")
+    console.print(f"wrote {esc(out / 'model.safetensors')}, {esc(out / 'sisa')}/ and {esc(out / 'card.json')}",
+                  soft_wrap=True)  # fmt: skip
     return 0

@@ -9,6 +9,8 @@ from typing import Any
 from ready2unlearn.cli.common import add_data_dir, add_quiet, add_track, console, esc, metrics_table, track_run
 from ready2unlearn.config import to_dict
 from ready2unlearn.data.request import DeletionRequest
+from ready2unlearn.errors import ConfigError
+from ready2unlearn.recipes import sisa as sisa_recipe
 from ready2unlearn.recipes import unlearn as unlearn_recipe
 from ready2unlearn.tracking import Tracker
 from ready2unlearn.unlearn.config import load_unlearn_config
@@ -51,7 +53,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def add_unlearn_flags(p: argparse.ArgumentParser) -> None:
     """Adds the method/preset choice and the shortcut flags that :func:`overrides_from_flags` reads."""
-    p.add_argument("--method", "-m", help="unlearning method (default: the preset's, else ga)")
+    p.add_argument(
+        "--method", "-m", help="unlearning method (default: the preset's, else ga); sisa: exact, for SISA models"
+    )
     p.add_argument("--config", "-c", metavar="PRESET|FILE", help="unlearn preset (default: the method's own)")
     p.add_argument("--stop", metavar="RULE", help="stop rule (r2u unlearn --help); default: the preset's")
     p.add_argument("--budget", type=int, help="step budget (stop.max_steps)")
@@ -81,6 +85,8 @@ def overrides_from_flags(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``r2u unlearn``."""
+    if args.method == "sisa":
+        return run_sisa(args)
     cfg, preset = load_unlearn_config(args.config, overrides_from_flags(args) + list(args.overrides), args.method)
     requests = [DeletionRequest.parse(r) for r in args.request]
     console.print(f"[bold]unlearn[/bold] {esc(args.checkpoint)}  method={esc(cfg.method.name)}  "
@@ -126,3 +132,31 @@ def track_request(tracker: Tracker, number: int, total: int, res: Any, after: di
              "target": res.target, "restored": res.restored}  # fmt: skip
     tracker.log_summary({f"{prefix}{k}": v for k, v in {**after, **stats}.items()})
     tracker.log_artifact(out / "card.json", folder=prefix.rstrip("/") or None)
+
+
+def run_sisa(args: argparse.Namespace) -> int:
+    """``r2u unlearn --method sisa``: exact deletion from a SISA checkpoint by retraining the shards hit."""
+    ignored = [flag for flag, value in (("--config", args.config), ("--reference", args.reference)) if value]
+    if ignored or args.overrides:
+        raise ConfigError(f"--method sisa retrains shards with the checkpoint's own training config; drop "
+                          f"{', '.join(ignored + list(args.overrides))}")  # fmt: skip
+    requests = [DeletionRequest.parse(r) for r in args.request]
+    console.print(f"[bold]unlearn[/bold] {esc(args.checkpoint)}  method=sisa (exact)", soft_wrap=True)
+
+    def log(req: DeletionRequest, views: Any, done: dict, before: dict, after: dict, out: Path) -> None:
+        stages = f"{done['stages']} slice stages, {done['seconds']:.2f} s"
+        console.print(f"  request {esc(req.describe())}: forget {views.sizes()['forget']} samples; "
+                      f"{esc(done['exact_text'])} ({stages})")  # fmt: skip
+        keep = ("forget_accuracy", "retain_accuracy", "test_accuracy")
+        table = {"before": {k: v for k, v in before.items() if k in keep},
+                 "after": {k: v for k, v in after.items() if k in keep}}  # fmt: skip
+        console.print(metrics_table(req.describe(), table))
+        console.print(f"  wrote {esc(out)}", soft_wrap=True)
+
+    with track_run(args, "unlearn") as tracker:
+        tracker.log_params({"method": "sisa", "checkpoint": args.checkpoint,
+                            "requests": [r.describe() for r in requests]})  # fmt: skip
+        sisa_recipe.unlearn(args.checkpoint, requests, args.out, data_dir=args.data_dir,
+                            device=args.device or "auto", show_progress=not args.quiet, overwrite=args.overwrite,
+                            log=log)  # fmt: skip
+    return 0

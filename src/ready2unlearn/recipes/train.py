@@ -38,6 +38,7 @@ from ready2unlearn.artifacts import (
     versions,
 )
 from ready2unlearn.config import (
+    OMIT_UNSET,
     apply_overrides,
     check,
     from_dict,
@@ -49,6 +50,7 @@ from ready2unlearn.config import (
 from ready2unlearn.data.augment import crop_flip
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.registry import DataConfig, load_split
+from ready2unlearn.data.sisa import SisaConfig
 from ready2unlearn.errors import ConfigError, R2UError
 from ready2unlearn.models.registry import ModelConfig, build_model, count_parameters
 from ready2unlearn.optim import OptimConfig, build_optimizer, build_scheduler
@@ -84,6 +86,9 @@ class TrainConfig:
             ``accelerate launch``, every process takes its share of each batch and gradients are averaged
             across processes (DDP on GPUs or machines); ``batch_size`` stays the global batch. On one
             process it is the plain loop.
+        sisa: Train a SISA ensemble (Bourtoule et al. 2021) instead of one model: ``shards`` constituents,
+            each fed its shard in ``slices`` checkpointed slices, so a deletion retrains only the shards that
+            held the deleted rows, from their last clean slice (``r2u unlearn --method sisa``, exact).
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -97,6 +102,7 @@ class TrainConfig:
     device: str = "auto"
     ready: ReadyConfig | None = None
     accelerate: bool = False
+    sisa: SisaConfig | None = field(default=None, metadata=OMIT_UNSET)
 
     def __post_init__(self) -> None:
         if self.ready is not None:
@@ -106,6 +112,9 @@ class TrainConfig:
         check(self.epochs > 0, f"epochs must be positive, got {self.epochs}")
         check(self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}")
         check(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be positive or null")
+        check(self.sisa is None or (self.ready is None and not self.accelerate),
+              "sisa training cannot be combined with ready or accelerate (SISA makes deletions exact; it trains "
+              "its constituents one after another)")  # fmt: skip
 
 
 def _default_model() -> ModelConfig:
@@ -388,6 +397,9 @@ def run(
         ConfigError: On an unusable ``out_dir``, a config that differs from the state's, or divergence.
         DataError: On missing data files or a corrupt resume state.
     """
+    if cfg.sisa is not None:
+        raise ConfigError("a sisa config trains an ensemble: use ready2unlearn.recipes.sisa.train (r2u train "
+                          "--sisa.shards S does)")  # fmt: skip
     out = Path(out_dir)
     state_dir = out / RESUME_DIR
     if allow_extend and not resume_run:
