@@ -11,6 +11,7 @@ from torch import nn
 from ready2unlearn.artifacts import load_weights, read_card
 from ready2unlearn.data.base import DataSpec
 from ready2unlearn.errors import DataError
+from ready2unlearn.models.ensemble import Ensemble
 from ready2unlearn.models.registry import ModelConfig, build_model, model_config
 from ready2unlearn.runtime import resolve_device
 
@@ -39,9 +40,6 @@ def load_checkpoint(ckpt_dir: str | Path, device: str = "cpu") -> Checkpoint:
             loaded with :func:`ready2unlearn.artifacts.load_weights` into a module you build yourself).
     """
     card = read_card(ckpt_dir)
-    if isinstance(card.get("sisa"), dict):
-        raise DataError(f"{ckpt_dir} is a SISA ensemble, not a single model: load it with "
-                        "ready2unlearn.recipes.sisa.load, serve requests with `r2u unlearn --method sisa`")  # fmt: skip
     try:
         cfg = model_config(card["config"]["model"])
         spec = DataSpec.from_dict(card["data"]["spec"])
@@ -51,6 +49,16 @@ def load_checkpoint(ckpt_dir: str | Path, device: str = "cpu") -> Checkpoint:
         raise DataError(f"{ckpt_dir}: card.json has no usable model/data description ({e}); "
                         "it was not written by a ready2unlearn recipe") from None  # fmt: skip
     dev = resolve_device(device)
-    model = build_model(cfg, spec).to(dev)
+    sisa = card.get("sisa")
+    if isinstance(sisa, dict):
+        # A SISA checkpoint serves its ensemble: every evaluation and attack scores it like one classifier.
+        # (Exact unlearning also needs its slice checkpoints: ready2unlearn.recipes.sisa.load.)
+        try:
+            shards, aggregation = int(sisa["config"]["shards"]), str(sisa["config"]["aggregation"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(f"{ckpt_dir}: card.json has an unusable 'sisa' section ({e})") from None
+        model: nn.Module = Ensemble([build_model(cfg, spec) for _ in range(shards)], aggregation).to(dev)
+    else:
+        model = build_model(cfg, spec).to(dev)
     load_weights(model, ckpt_dir, dev)
     return Checkpoint(model, card, cfg, spec, Path(ckpt_dir))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -175,7 +177,38 @@ def test_cli_sisa_train_and_exact_unlearn(tmp_path, monkeypatch):
     factory = sisa_recipe.model_factory(cfg, split.spec, "cpu")
     reference = train_sisa(factory, split.train.subset(keep), cfg, cfg.sisa, show_progress=False)
     assert _same(served.ensemble, reference.ensemble)  # the served checkpoint is SISA trained without the rows
-    with pytest.raises(DataError, match="SISA ensemble"):
-        load_checkpoint(tmp_path / "sisa")
+    loaded = load_checkpoint(tmp_path / "gone").model  # evaluations load the ensemble like any classifier
+    assert isinstance(loaded, Ensemble) and _same(loaded, served.ensemble)
     with pytest.raises(ConfigError, match="sisa"):
         train_recipe.run(cfg, tmp_path / "other")
+
+
+def test_ledger_serves_a_sisa_model_exactly_and_certifies_it(tmp_path, monkeypatch):
+    from ready2unlearn.cli.main import main
+    from ready2unlearn.ledger import Ledger, ProcessConfig, process, verify_certificate
+    from ready2unlearn.ledger.certificate import OUTCOME_EXACT
+    from ready2unlearn.unlearn.config import load_unlearn_config
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--dataset", "digits", "--model", "mlp", "--epochs", "2", "--sisa.shards", "2",
+                 "--sisa.slices", "2", "--out", "sisa", "--quiet"]) == 0  # fmt: skip
+    led = Ledger(tmp_path / "ledger.db")
+    led.bind(tmp_path / "sisa")
+    split, forgotten = led.load_split()
+    req = led.add_request("samples", "0,1,2", "test", "alice", split, forgotten)
+    cfg, _ = load_unlearn_config(None, [], method="ga")  # the method is not used: SISA models are served exactly
+    summary = process(led.path, cfg, ProcessConfig(relearn_steps=3, poll_seconds=0.05))
+    assert summary.done == [req.id]
+    row = led.request(req.id)
+    cert_path = led.store / row.certificate
+    cert = json.loads(cert_path.read_text())
+    assert cert["outcome"] == OUTCOME_EXACT and cert["method"]["name"] == "sisa"
+    assert cert["unlearning"]["exact"].startswith("exact: retrained shard")
+    assert cert["unlearning"]["rule"] == "exact" and cert["unlearning"]["retrained"]
+    assert "forget_acc" in cert["verification"]["metrics"]  # the harness still measures the served ensemble
+    assert verify_certificate(cert_path).ok
+    assert "Forgotten exactly" in (cert_path.parent / "certificate.html").read_text()
+    # the next request is served from the retrained ensemble, again exactly
+    req2 = led.add_request("samples", "3,4", "test", "bob", *led.load_split())
+    process(led.path, cfg, ProcessConfig(relearn_steps=3, poll_seconds=0.05))
+    assert led.request(req2.id).status == "done" and led.request(req2.id).parent_hash == row.child_hash

@@ -55,6 +55,8 @@ KEY_ENV = "R2U_CERT_KEY"
 SCHEMA = 2
 OUTCOME_FORGOTTEN = "forgotten"
 OUTCOME_ALREADY_MET = "target already met before unlearning; model unchanged"
+#: A SISA model: the shards that held the rows were retrained without them (exact by construction).
+OUTCOME_EXACT = "forgotten exactly (SISA: affected shards retrained without the rows)"
 _SEALS = (HASH_FIELD, HMAC_FIELD)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -328,6 +330,9 @@ def _outcome_check(cert: dict[str, Any]) -> Check:
             problems.append(f"outcome says the target already held, but {un.get('steps')!r} steps were taken")
     elif outcome is None and cert.get("schema") == 1:
         pass  # schema-1 certificates predate the field; reached and a changed model are what it would say
+    elif outcome == OUTCOME_EXACT:
+        if not (isinstance(un.get("exact"), str) and un["exact"].startswith("exact: retrained shard")):
+            problems.append("the outcome says exact, but no retrained shard is recorded (unlearning.exact)")
     elif outcome != OUTCOME_FORGOTTEN:
         problems.append(f"the model changed but the outcome is {outcome!r}, not {OUTCOME_FORGOTTEN!r}")
     if problems:
@@ -429,6 +434,9 @@ def _outcome_text(cert: dict[str, Any]) -> str:
     if outcome == OUTCOME_FORGOTTEN:
         return (f"Forgotten: the stop rule ({_fmt(un.get('rule'))}) was met — {_fmt(un.get('stop_reason'))} after "
                 f"{_fmt(un.get('steps'))} step(s); the model changed.")  # fmt: skip
+    if outcome == OUTCOME_EXACT:
+        return (f"Forgotten exactly: {_fmt(un.get('exact'))} (SISA); the served model is the one SISA training "
+                "without the deleted rows gives.")  # fmt: skip
     if outcome == OUTCOME_ALREADY_MET:
         return ("The stop target already held before unlearning: no step was taken and the model is unchanged "
                 "(child = parent).")  # fmt: skip

@@ -41,11 +41,19 @@ from ready2unlearn.data.request import DeletionRequest
 from ready2unlearn.errors import R2UError, RequestError
 from ready2unlearn.evaluate.core import accuracy_and_loss
 from ready2unlearn.ledger import store as store_mod
-from ready2unlearn.ledger.certificate import OUTCOME_ALREADY_MET, OUTCOME_FORGOTTEN, SCHEMA, write_certificate
+from ready2unlearn.ledger.certificate import (
+    OUTCOME_ALREADY_MET,
+    OUTCOME_EXACT,
+    OUTCOME_FORGOTTEN,
+    SCHEMA,
+    write_certificate,
+)
 from ready2unlearn.ledger.store import CorruptModel, Heartbeat, Ledger, LedgerError, RequestRow, Worker
+from ready2unlearn.recipes import sisa as sisa_recipe
 from ready2unlearn.recipes import unlearn as unlearn_recipe
 from ready2unlearn.recipes.evaluate import evaluate_checkpoint
 from ready2unlearn.unlearn.config import UnlearnConfig, load_unlearn_config
+from ready2unlearn.unlearn.sisa_checkpoint import is_sisa
 
 
 class NotHonoured(LedgerError):
@@ -303,22 +311,32 @@ def _serve(
         per_request = {ids[i]: v for i, v in per.items()}
     else:
         req = reqs[0]
-    if cfg.stop.target == "reference" and not (pcfg.retrain_reference or pcfg.reference):
+    exact = is_sisa(parent_card)  # a SISA model is served by exact shard retraining, whatever the method
+    if cfg.stop.target == "reference" and not exact and not (pcfg.retrain_reference or pcfg.reference):
         raise R2UError("stop target 'reference' needs --reference or --retrain-reference")
     work = ledger.tmp_dir(f"req-{ids[0]:05d}-")
-    say(f"serving {', '.join(r.describe() for r in rows)} from model {parent.hash[:12]} with {cfg.method.name}")
+    how = "exact SISA shard retraining" if exact else cfg.method.name
+    say(f"serving {', '.join(r.describe() for r in rows)} from model {parent.hash[:12]} with {how}")
 
     ledger.set_phase(ids, worker, "unlearning")
-    reference, ref_note = _reference_for(ledger, parent_dir, req, cfg, pcfg, work)
-    (card,) = unlearn_recipe.run(parent_dir, [req], cfg, work / "model", reference=reference,
-                                 data_dir=pcfg.data_dir, show_progress=pcfg.show_progress)  # fmt: skip
-    res = card["unlearn"]["result"]
-    try:
-        outcome = judge(res, cfg.stop.rule, (card["unlearn"].get("curve") or [{}])[-1], parent.hash,
-                        card["weights_sha256"])  # fmt: skip
-    except NotHonoured:
-        shutil.rmtree(work, ignore_errors=True)  # nothing of this run is kept: no version, no certificate
-        raise
+    if exact:
+        reference = pcfg.reference if pcfg.reference else None
+        ref_note = ("SISA: the served model is the one SISA training gives without the deleted rows"
+                    + (f"; compared with {pcfg.reference}" if reference else ""))  # fmt: skip
+        (card,) = sisa_recipe.unlearn(parent_dir, [req], work / "model", data_dir=pcfg.data_dir,
+                                      device=cfg.device, show_progress=pcfg.show_progress)  # fmt: skip
+        res, outcome = card["unlearn"]["result"], OUTCOME_EXACT
+    else:
+        reference, ref_note = _reference_for(ledger, parent_dir, req, cfg, pcfg, work)
+        (card,) = unlearn_recipe.run(parent_dir, [req], cfg, work / "model", reference=reference,
+                                     data_dir=pcfg.data_dir, show_progress=pcfg.show_progress)  # fmt: skip
+        res = card["unlearn"]["result"]
+        try:
+            outcome = judge(res, cfg.stop.rule, (card["unlearn"].get("curve") or [{}])[-1], parent.hash,
+                            card["weights_sha256"])  # fmt: skip
+        except NotHonoured:
+            shutil.rmtree(work, ignore_errors=True)  # nothing of this run is kept: no version, no certificate
+            raise
     card["ledger"] = {"requests": ids, "batch": len(ids) > 1, "parent_sha256": parent.hash}
     write_json(work / "model" / CARD, card)  # the weights (and their hash) are unchanged
 
@@ -396,6 +414,7 @@ def _certificate(
 
     forget_size = len(per_request[row.id]) if per_request else card["unlearn"]["views"]["forget"]
     res = card["unlearn"]["result"]
+    exact = card["unlearn"].get("exact_text")  # SISA: which shards were retrained, from which slice
     last = (card["unlearn"].get("curve") or [{}])[-1]
     return {
         "kind": "ready2unlearn.certificate",
@@ -412,11 +431,13 @@ def _certificate(
             "child": {"sha256": child_hash, "file": rel(child_dir / "model.safetensors"),
                       "unchanged": child_hash == parent.hash},
         },
-        "method": {"name": cfg.method.name, "config": to_dict(cfg)},
+        "method": ({"name": "sisa", "config": read_card(child_dir)["sisa"]["config"]} if exact
+                   else {"name": cfg.method.name, "config": to_dict(cfg)}),
         "unlearning": {
             **{k: res.get(k) for k in ("steps", "grad_evals", "seconds", "stop_reason", "target", "restored")},
-            "rule": cfg.stop.rule, "reached": True,
+            "rule": "exact" if exact else cfg.stop.rule, "reached": True,
             "final": {k: last.get(k) for k in ("forget_acc", "forget_loss", "retain_acc")},
+            **({"exact": exact, "retrained": card["unlearn"]["retrained"]} if exact else {}),
         },
         "data": card.get("data", {}).get("fingerprints"),
         "seed": card.get("seed"),

@@ -50,6 +50,7 @@ from ready2unlearn.ledger.requests import (
     target_text,
     validate_request,
 )
+from ready2unlearn.unlearn.sisa_checkpoint import SISA_DIR
 
 ACTIVE_STATUSES = ("pending", "running", "done")
 
@@ -512,6 +513,8 @@ class Ledger:
             tmp = self.tmp_dir("bind-")
             shutil.copy2(Path(checkpoint) / WEIGHTS, tmp / WEIGHTS)
             shutil.copy2(Path(checkpoint) / CARD, tmp / CARD)
+            if (Path(checkpoint) / SISA_DIR).is_dir():  # a SISA model's slice checkpoints: exact unlearning needs them
+                shutil.copytree(Path(checkpoint) / SISA_DIR, tmp / SISA_DIR)
             if sha256_file(tmp / WEIGHTS) != digest:
                 raise LedgerError(f"{checkpoint} changed while it was being copied into the ledger")
             final.parent.mkdir(parents=True, exist_ok=True)

@@ -196,7 +196,11 @@ def _serve(
             "data": parent_card.get("data"),
             "unlearn": {"request": req.to_dict(), "request_text": req.describe(), "method": "sisa", "exact": True,
                         "exact_text": f"exact: {exact}", "retrained": res.retrained, "stages": res.stages,
-                        "seconds": res.seconds, "views": views.sizes(), "forget_ids": ids},
+                        "seconds": res.seconds, "views": views.sizes(), "forget_ids": ids,
+                        # the fields an approximate run records, so tools reading either kind find them
+                        "result": {"steps": res.stages, "grad_evals": None, "seconds": res.seconds,
+                                   "stop_reason": "exact retraining", "reached": True, "target": None,
+                                   "restored": False}},
             "metrics_before": before, "metrics": after, "versions": versions(),
             "lineage": {"parent": str(parent_dir), "parent_sha256": parent_card.get("weights_sha256"),
                         "requests": [*prev.get("requests", []), entry], "forgotten_ids": [*forgotten, *ids]},
