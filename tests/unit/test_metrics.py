@@ -236,13 +236,15 @@ def test_gaps_include_mia_efficacy_only_when_both_have_it():
 
 
 # -- the attack registry ------------------------------------------------------------------------------------
-def test_attack_registry_lists_the_four_attacks():
+def test_attack_registry_lists_the_five_attacks():
     from ready2unlearn.attacks.mia import mia_auc, mia_efficacy
     from ready2unlearn.attacks.proof import run_proof
     from ready2unlearn.attacks.relearn import relearn_attack
+    from ready2unlearn.attacks.sequence_mia import qa_mia_auc
 
-    assert ATTACKS.names() == ["mia_auc", "mia_efficacy", "proof", "relearn"]
-    fns = {"mia_auc": mia_auc, "mia_efficacy": mia_efficacy, "relearn": relearn_attack, "proof": run_proof}
+    assert ATTACKS.names() == ["mia_auc", "mia_efficacy", "proof", "relearn", "sequence_mia"]
+    fns = {"mia_auc": mia_auc, "mia_efficacy": mia_efficacy, "relearn": relearn_attack, "proof": run_proof,
+           "sequence_mia": qa_mia_auc}  # fmt: skip
     for name, info in ATTACKS.items():
         assert isinstance(info, AttackInfo) and info.name == name
         assert info.fn is fns[name]

@@ -67,7 +67,7 @@ def test_costs_break_even_verification_and_recommendation():
     cfg = {"requests": [1, 2, 10], "expected": None, "max_avg_gap": 0.03, "utility_floor": 0.85}
     summary = summarise_plan({"config": cfg, "cells": cells, "standard_seconds": {"0": 10.0, "1": 10.0}})
     rows = {r["strategy"]: r for r in summary["rows"]}
-    assert training_unit(cells[0]) == 10.0
+    assert training_unit(cells[0]) == 10.0 and summary["unit_seconds"] == {"0": 10.0, "1": 10.0}
     ga = rows["standard + ga"]
     assert ga["one_off"]["mean"] == pytest.approx(1.0) and ga["per_request"]["mean"] == pytest.approx(0.1)
     assert ga["totals"]["2"]["mean"] == pytest.approx(1.2)
@@ -77,6 +77,7 @@ def test_costs_break_even_verification_and_recommendation():
     assert rows["sisa 2x2"]["break_even_vs_retrain"] == pytest.approx(0.2 / 0.6)
     assert not rows["ready + ga"]["verified"] and rows["retrain"]["verified"] and rows["sisa 2x2"]["verified"]
     assert not rows["sisa 2x2"]["meets_floor"]
+    assert rows["ready + ga"]["reached"] == 0.0 and rows["ready + ga"]["reached_share"] == 0.0
     text = summary["recommendation"]
     assert text.startswith("For 10 requests, standard + ga costs least") and "(extrapolated)" in text
     assert "ready + ga" in text and "sisa 2x2" in text  # named as not verified / below the floor

@@ -5,6 +5,8 @@
 * ``mia_auc`` — loss-threshold membership inference scored by ROC-AUC (:func:`~.mia.mia_auc`);
 * ``mia_efficacy`` — SalUn's MIA-efficacy, an SVM on true-class confidence (:func:`~.mia.mia_efficacy`);
 * ``relearn`` — fine-tune on a few forget samples and watch the rest come back (:func:`~.relearn.relearn_attack`);
+* ``sequence_mia`` — loss / zlib / Min-K% membership inference on a language model's token sequences, scored by
+  ROC-AUC (:func:`~.sequence_mia.qa_mia_auc`, :func:`~.sequence_mia.text_mia_auc`);
 * ``proof`` — the NeurIPS 2023 competition's proof of forgetting, N unlearned vs N retrained models
   (:func:`~.proof.run_proof`).
 """
@@ -18,6 +20,7 @@ from typing import Any
 from ready2unlearn.attacks.mia import mia_auc, mia_efficacy
 from ready2unlearn.attacks.proof import run_proof
 from ready2unlearn.attacks.relearn import relearn_attack
+from ready2unlearn.attacks.sequence_mia import qa_mia_auc, text_mia_auc
 from ready2unlearn.registry import Registry
 
 
@@ -69,6 +72,14 @@ _register(
     "Siddiqui et al. 2025, From Dormant to Deleted: Tamper-Resistant Unlearning Through Weight-Space Regularization",
 )
 _register(
+    "sequence_mia",
+    qa_mia_auc,
+    "loss / zlib / Min-K% scores of a language model's answer tokens (or documents: text_mia_auc), forget vs "
+    "unseen, scored by ROC-AUC",
+    False,
+    "Yeom et al. 2018; Carlini et al. 2021 (arXiv 2012.07805); Shi et al. 2024, Min-K% Prob (arXiv 2310.16789)",
+)
+_register(
     "proof",
     run_proof,
     "per-example (ε, δ) distinguishability of N unlearned vs N retrained models (forgetting quality F)",
@@ -76,4 +87,6 @@ _register(
     "Triantafillou et al. 2024, NeurIPS 2023 unlearning competition (arXiv 2406.09073)",
 )
 
-__all__ = ["ATTACKS", "AttackInfo", "mia_auc", "mia_efficacy", "relearn_attack", "run_proof"]
+__all__ = [
+    "ATTACKS", "AttackInfo", "mia_auc", "mia_efficacy", "qa_mia_auc", "relearn_attack", "run_proof", "text_mia_auc",
+]  # fmt: skip

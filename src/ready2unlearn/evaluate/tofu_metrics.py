@@ -33,7 +33,8 @@ import numpy as np
 from torch import nn
 
 from ready2unlearn.data.lm import QATemplate
-from ready2unlearn.evaluate.language import answer_logprobs, generation_scores, mean_logprob, qa_loss
+from ready2unlearn.evaluate.language import score_generations
+from ready2unlearn.evaluate.scorer import Scorer
 
 SETS = ("forget", "retain", "real_authors", "world_facts")
 # Sets whose probability is the answer's share against its perturbed alternatives (TOFU's multiple-choice-like
@@ -58,28 +59,7 @@ def _perturbed(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     return out
 
 
-def normalized_logprob(
-    model: nn.Module,
-    tokenizer: Any,
-    questions: Sequence[str],
-    answers: Sequence[str],
-    template: QATemplate,
-    max_len: int,
-    batch_size: int = 16,
-) -> np.ndarray:
-    """``log P(a|q)^(1/|a|)``: the mean answer-token log-probability per pair (TOFU's negated ``avg_gt_loss``)."""
-    sums, counts = answer_logprobs(model, tokenizer, questions, answers, template, max_len, batch_size)
-    return mean_logprob(sums, counts)
-
-
-def perturbed_logprobs(
-    model: nn.Module,
-    tokenizer: Any,
-    rows: Sequence[Mapping[str, Any]],
-    template: QATemplate,
-    max_len: int,
-    batch_size: int = 16,
-) -> np.ndarray:
+def perturbed_logprobs(scorer: Scorer, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """Normalised log-probabilities of each row's perturbed answers, ``[N, max #perturbed]``, ``nan``-padded.
 
     Raises:
@@ -87,8 +67,7 @@ def perturbed_logprobs(
     """
     pert = _perturbed(rows)
     flat_q = [r["question"] for r, p in zip(rows, pert, strict=True) for _ in p]
-    flat_a = [a for p in pert for a in p]
-    flat = normalized_logprob(model, tokenizer, flat_q, flat_a, template, max_len, batch_size)
+    flat = scorer.mean_logprobs(flat_q, [a for p in pert for a in p])
     out = np.full((len(rows), max((len(p) for p in pert), default=0)), np.nan)
     pos = 0
     for i, p in enumerate(pert):
@@ -112,6 +91,21 @@ def truth_ratios_from_logprobs(base_logprob: np.ndarray, perturbed_logprob: np.n
     return np.exp(np.nanmean(perturbed_logprob, axis=1) - base_logprob)
 
 
+def truth_ratios(scorer: Scorer, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """Per-row TOFU truth ratio ``R`` (see the module docstring; ``R < 1`` = the true answer is preferred).
+
+    Args:
+        scorer: The model and its evaluation settings.
+        rows: TOFU ``*_perturbed`` rows: ``"question"``, ``"answer"``, ``"perturbed_answer"`` (list) and
+            optionally ``"paraphrased_answer"``.
+
+    Returns:
+        ``[N]`` float64 ratios.
+    """
+    base = scorer.mean_logprobs(_questions(rows), base_answers(rows))
+    return truth_ratios_from_logprobs(base, perturbed_logprobs(scorer, rows))
+
+
 def truth_ratio(
     model: nn.Module,
     tokenizer: Any,
@@ -120,22 +114,8 @@ def truth_ratio(
     max_len: int,
     batch_size: int = 16,
 ) -> np.ndarray:
-    """Per-row TOFU truth ratio ``R`` (see the module docstring; ``R < 1`` = the true answer is preferred).
-
-    Args:
-        model: Causal LM, ``model(input_ids) -> logits``.
-        tokenizer: Hugging Face tokenizer.
-        rows: TOFU ``*_perturbed`` rows: ``"question"``, ``"answer"``, ``"perturbed_answer"`` (list) and
-            optionally ``"paraphrased_answer"``.
-        template: How a question becomes the prompt.
-        max_len: Sequence length.
-        batch_size: Sequences per forward pass.
-
-    Returns:
-        ``[N]`` float64 ratios.
-    """
-    base = normalized_logprob(model, tokenizer, _questions(rows), base_answers(rows), template, max_len, batch_size)
-    return truth_ratios_from_logprobs(base, perturbed_logprobs(model, tokenizer, rows, template, max_len, batch_size))
+    """:func:`truth_ratios` with a :class:`Scorer` built from the arguments."""
+    return truth_ratios(Scorer(model, tokenizer, template, max_len, batch_size), rows)
 
 
 def truth_ratio_score(ratios: np.ndarray, forget: bool) -> float:
@@ -196,34 +176,23 @@ def model_utility(values: Mapping[str, float]) -> float:
     return float(hmean(arr))
 
 
-def evaluate_set(
-    model: nn.Module,
-    tokenizer: Any,
-    name: str,
-    rows: Sequence[Mapping[str, Any]],
-    template: QATemplate,
-    max_len: int,
-    max_new_tokens: int,
-    batch_size: int = 16,
-) -> dict[str, Any]:
-    """Loss, probability, ROUGE-L recall and truth ratio of one TOFU evaluation set (see :func:`tofu_eval`)."""
+def evaluate_set(scorer: Scorer, name: str, rows: Sequence[Mapping[str, Any]], max_new_tokens: int) -> dict[str, Any]:
+    """Loss, probability, ROUGE-L recall and truth ratio of one TOFU evaluation set (see :func:`evaluate_tofu`)."""
     if name not in SETS:
         raise ValueError(f"unknown TOFU set {name!r}; known: {', '.join(SETS)}")
     if not rows:
         raise ValueError(f"TOFU set {name!r} is empty")
     questions = _questions(rows)
-    loss = qa_loss(model, tokenizer, rows, template, max_len, batch_size)
-    answer_lp = normalized_logprob(model, tokenizer, questions, [r["answer"] for r in rows], template, max_len,
-                                   batch_size)  # fmt: skip
-    pert_lp = perturbed_logprobs(model, tokenizer, rows, template, max_len, batch_size)
+    loss = scorer.qa_loss(rows)
+    answer_lp = scorer.mean_logprobs(questions, [r["answer"] for r in rows])
+    pert_lp = perturbed_logprobs(scorer, rows)
     base = base_answers(rows)
     # Real-author / world-fact rows have no paraphrase, so the base answer is the answer already scored.
     same = all(b == r["answer"] for b, r in zip(base, rows, strict=True))
-    base_lp = answer_lp if same else normalized_logprob(model, tokenizer, questions, base, template, max_len,
-                                                        batch_size)  # fmt: skip
+    base_lp = answer_lp if same else scorer.mean_logprobs(questions, base)
     ratios = truth_ratios_from_logprobs(base_lp, pert_lp)
     prob = answer_probability(answer_lp, pert_lp if name in RELATIVE_PROB_SETS else None)
-    gen = generation_scores(model, tokenizer, rows, template, max_len, max_new_tokens, batch_size)
+    gen = score_generations(scorer, rows, max_new_tokens)
     return {
         "loss": loss["loss"],
         "perplexity": loss["perplexity"],
@@ -237,27 +206,18 @@ def evaluate_set(
     }
 
 
-def tofu_eval(
-    model: nn.Module,
-    tokenizer: Any,
-    sets: Mapping[str, Sequence[Mapping[str, Any]]],
-    template: QATemplate,
-    max_len: int,
-    max_new_tokens: int,
-    batch_size: int = 16,
+def evaluate_tofu(
+    scorer: Scorer, sets: Mapping[str, Sequence[Mapping[str, Any]]], max_new_tokens: int
 ) -> dict[str, Any]:
     """TOFU evaluation of a model on the given sets, plus model utility.
 
     Args:
-        model: Causal LM, ``model(input_ids) -> logits``.
-        tokenizer: Hugging Face tokenizer.
+        scorer: The model, tokenizer, template; ``max_len`` is the sequence length for scoring and the cap on
+            prompt + generation.
         sets: Any of ``"forget"``, ``"retain"`` (rows of ``forgetXX_perturbed`` / ``retain_perturbed``),
             ``"real_authors"``, ``"world_facts"`` (rows of the ``*_perturbed`` files) → rows. TOFU evaluates
             300 rows of each; subsample before calling if needed.
-        template: How a question becomes the prompt.
-        max_len: Sequence length for scoring and cap on prompt + generation.
         max_new_tokens: Most tokens generated per answer for ROUGE.
-        batch_size: Sequences per forward pass.
 
     Returns:
         ``{set: {"loss", "perplexity", "prob", "rougeL_recall", "exact_match", "truth_ratio" (TOFU's
@@ -271,8 +231,7 @@ def tofu_eval(
     result: dict[str, Any] = {}
     for name in SETS:
         if name in sets:
-            result[name] = evaluate_set(model, tokenizer, name, sets[name], template, max_len, max_new_tokens,
-                                        batch_size)  # fmt: skip
+            result[name] = evaluate_set(scorer, name, sets[name], max_new_tokens)
     utility = {f"{name}/{m}": result[name][m] for name in SETS if name in result and name != "forget"
                for m in UTILITY_METRICS}  # fmt: skip
     if utility:
@@ -280,8 +239,21 @@ def tofu_eval(
     return result
 
 
+def tofu_eval(
+    model: nn.Module,
+    tokenizer: Any,
+    sets: Mapping[str, Sequence[Mapping[str, Any]]],
+    template: QATemplate,
+    max_len: int,
+    max_new_tokens: int,
+    batch_size: int = 16,
+) -> dict[str, Any]:
+    """:func:`evaluate_tofu` with a :class:`Scorer` built from the arguments."""
+    return evaluate_tofu(Scorer(model, tokenizer, template, max_len, batch_size), sets, max_new_tokens)
+
+
 def tofu_forget_quality(result: Mapping[str, Any], retrained_result: Mapping[str, Any]) -> float:
-    """Forget quality from two :func:`tofu_eval` outputs (unlearned model, retrained model) on the same forget set.
+    """Forget quality from two :func:`evaluate_tofu` outputs (unlearned model, retrained model) on the same forget set.
 
     Raises:
         ValueError: If either result lacks the ``"forget"`` set or the two forget sets differ in size.

@@ -89,6 +89,7 @@ def summarise_plan(results: Mapping[str, Any]) -> dict[str, Any]:
             "totals": {str(k): _stat([c["totals"][str(k)] for c in costs]) for k in ks},
             "extrapolated": [k for k in ks if k > served],
             "reached": float(np.mean([all(r["reached"] for r in c["requests"][:judged_k]) for c in cells])),
+            "reached_share": float(np.mean([r["reached"] for c in cells for r in c["requests"][:judged_k]])),
             "relearn": _stat([_relearn_mean(c) for c in cells]),
         }
         for metric in ("test_acc", "forget_acc", "mia_auc", "avg_gap"):
@@ -107,6 +108,7 @@ def summarise_plan(results: Mapping[str, Any]) -> dict[str, Any]:
         row["break_even_vs_retrain"] = _break_even(row, retrain)
     return {
         "rows": rows,
+        "unit_seconds": {str(k): v for k, v in std.items()},
         "target_k": target_k,
         "judged_k": judged_k,
         "served": served,
@@ -171,6 +173,9 @@ def _recommend(rows: Sequence[Mapping[str, Any]], cfg: Mapping[str, Any], target
             f" Next: {second['strategy']} at {second['totals'][str(target_k)]['mean']:.3g} standard trainings, "
             f"{100 * second['test_acc'][str(judged_k)]['mean']:.1f}% accuracy."
         )
+        a, b = best["totals"][str(target_k)], second["totals"][str(target_k)]
+        if all(math.isfinite(v) for v in (a["ci_high"], b["ci_low"])) and a["ci_high"] >= b["ci_low"]:
+            text += " Their cost intervals overlap: on this evidence the two are not told apart by cost."
     failed = [r["strategy"] for r in rows if not r["verified"]]
     if failed:
         text += f" Not verified (a request missed its target, or Avg. Gap > {cfg['max_avg_gap']}): {', '.join(failed)}."
@@ -298,7 +303,7 @@ def _blocks(results: Mapping[str, Any], summary: Mapping[str, Any]) -> list[Bloc
             *(f"test acc K={k} (%)" for k in sorted(summary["rows"][0]["test_acc"], key=int)),
             f"Avg. Gap K={judged}",
             f"MIA AUC K={judged}",
-            "requests reached",
+            "every request reached (seeds) / share of requests",
             "relearned forget acc (%)",
             "verified",
             "meets floor",
@@ -311,7 +316,7 @@ def _blocks(results: Mapping[str, Any], summary: Mapping[str, Any]) -> list[Bloc
                 *(_fmt(r["test_acc"][k], pct=True) for k in sorted(r["test_acc"], key=int)),
                 _fmt(r["avg_gap"].get(judged)),
                 _fmt(r["mia_auc"].get(judged)),
-                f"{100 * r['reached']:.0f}%",
+                f"{100 * r['reached']:.0f}% / {100 * r['reached_share']:.0f}%",
                 _fmt(r["relearn"], pct=True),
                 "yes" if r["verified"] else "no",
                 "yes" if r["meets_floor"] else "no",
