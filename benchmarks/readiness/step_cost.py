@@ -35,7 +35,7 @@ from ready2unlearn.readiness import ReadinessObjective, ReadyConfig
 from ready2unlearn.readiness.calibrate import calibrate_alpha
 from ready2unlearn.readiness.cost import saved_tensor_bytes
 from ready2unlearn.report.stats import censored_ratio, paired_ratio
-from ready2unlearn.unlearn.task import ClassificationTask
+from ready2unlearn.task import ClassificationTask
 
 HERE = Path(__file__).resolve().parent / "step_cost"
 sys.path.insert(0, str(HERE.parent))

@@ -16,9 +16,9 @@ from ready2unlearn.api import from_hf_dataset
 from ready2unlearn.errors import ConfigError, DataError, RequestError
 from ready2unlearn.recipes import train as train_recipe
 from ready2unlearn.recipes.unlearn import unlearn_model
+from ready2unlearn.task import ClassificationTask
 from ready2unlearn.unlearn.base import Context, build_method, method_config
 from ready2unlearn.unlearn.config import UnlearnConfig
-from ready2unlearn.unlearn.task import ClassificationTask
 
 
 def mlp() -> nn.Module:

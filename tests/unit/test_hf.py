@@ -35,8 +35,8 @@ from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.inner import simulate_unlearning, trainable_params
 from ready2unlearn.readiness.objective import ReadinessObjective
 from ready2unlearn.recipes.train import TrainConfig, fit
+from ready2unlearn.task import CausalLMTask
 from ready2unlearn.unlearn.base import Batch, build_method
-from ready2unlearn.unlearn.task import CausalLMTask
 
 from ..conftest import kit_available
 

@@ -16,8 +16,8 @@ from ready2unlearn.config import to_dict
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.recipes.train import TrainConfig
 from ready2unlearn.recipes.unlearn import unlearn_model
+from ready2unlearn.task import ClassificationTask
 from ready2unlearn.unlearn.base import Context, build_method
-from ready2unlearn.unlearn.task import ClassificationTask
 
 #: What :func:`retrain` builds its fresh model from: a zero-argument factory, or a module to re-initialise.
 ModelSource = nn.Module | Callable[[], nn.Module]

@@ -18,10 +18,10 @@ from ready2unlearn.config import from_dict, to_dict
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.recipes.train import TrainConfig
 from ready2unlearn.recipes.unlearn import UnlearnResult, reference_value, unlearn_model
+from ready2unlearn.task import ClassificationTask
 from ready2unlearn.unlearn.base import Context, build_method
 from ready2unlearn.unlearn.config import UnlearnConfig, load_unlearn_config
 from ready2unlearn.unlearn.stop import StopConfig
-from ready2unlearn.unlearn.task import ClassificationTask
 
 
 def unlearn_config(

@@ -34,7 +34,7 @@ from torch import nn
 
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.errors import ConfigError
-from ready2unlearn.evaluate.core import predict_logits
+from ready2unlearn.task import predict_logits
 
 Signal = Literal["loss", "confidence"]
 SIGNALS: tuple[str, ...] = ("loss", "confidence")

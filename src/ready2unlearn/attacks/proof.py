@@ -76,7 +76,7 @@ from torch import nn
 from ready2unlearn.attacks.mia import logit_scaled_confidence
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.errors import ConfigError
-from ready2unlearn.evaluate.core import accuracy_and_loss
+from ready2unlearn.task import accuracy_and_loss
 
 DELTA = 1e-5
 EPSILON_CAP = 50.0  # stands in for ε = ∞; far beyond log(N − 1) for any feasible N

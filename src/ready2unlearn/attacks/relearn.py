@@ -29,7 +29,7 @@ from ready2unlearn.config import check
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.request import RequestViews
 from ready2unlearn.errors import ConfigError
-from ready2unlearn.unlearn.task import ClassificationTask, Task
+from ready2unlearn.task import ClassificationTask, Task
 
 _SET = re.compile(r"^(retain\+)?forget-(\d+)(%?)$")
 
@@ -123,7 +123,7 @@ def relearn_attack(
         views: The request's views (forget samples are split into relearn and held-out parts).
         cfg: Attack settings.
         task: How the model is trained and scored; default a classifier. With a
-            :class:`~ready2unlearn.unlearn.task.CausalLMTask` the attacker fine-tunes on a few forget QA pairs
+            :class:`~ready2unlearn.task.CausalLMTask` the attacker fine-tunes on a few forget QA pairs
             and ``forget_acc`` is next-token accuracy on the held-out pairs' answers.
 
     Returns:

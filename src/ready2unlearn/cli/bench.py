@@ -22,7 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "retrain the gold model per setting, unlearn with every method under the same stop rule, evaluate "
         "(UA/RA/TA, gaps, MIA, relearning), and write results.json + report.md + report.html with plots. "
         "Re-running with the same --out resumes: finished cells are kept. Readiness presets (r2u ls presets: "
-        "ready_bench, e.g. text-class) and language-model presets (lm_bench: tofu-forget01/05/10) run here too.",
+        "ready_bench, e.g. text-class), language-model presets (lm_bench: tofu-forget01/05/10) and MUSE "
+        "evaluations of local checkpoints (muse_eval: muse-news, muse-books) run here too.",
     )
     add_preset_run_args(p, "bench")
     add_track(p)
@@ -30,15 +31,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def preset_group(preset: str) -> str:
-    """Which benchmark a preset (shipped name or YAML file) belongs to: ``bench``, ``ready_bench`` or ``lm_bench``.
+    """Which benchmark a preset (shipped name or YAML file) belongs to (``bench``, ``lm_bench``, ``muse_eval``...).
 
-    A YAML file is recognised by its top-level keys (``tofu`` → lm_bench, ``groups`` → ready_bench).
+    A YAML file is recognised by its top-level keys (``tofu`` → lm_bench, ``groups`` → ready_bench, ``muse`` →
+    muse_eval).
     """
     path = Path(preset)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         keys = set(load_yaml(path))
+        if "muse" in keys:
+            return "muse_eval"
         return "lm_bench" if "tofu" in keys else "ready_bench" if "groups" in keys else "bench"
-    for group in ("lm_bench", "ready_bench"):
+    for group in ("lm_bench", "ready_bench", "muse_eval"):
         if preset in list_presets(group):
             return group
     return "bench"
@@ -62,6 +66,8 @@ def run_group(args: argparse.Namespace) -> int:
         return ready_bench.run(args)
     if group == "lm_bench":
         return run_lm(args)
+    if group == "muse_eval":
+        return run_muse(args)
     overrides = [*args.overrides, *([f"data_dir={args.data_dir}"] if args.data_dir else [])]
     results = run_bench(args.preset, args.out, overrides, show_progress=not args.quiet)
     console.print(f"{len(results['cells'])} cells in {results['wall_seconds']:.0f} s")
@@ -79,6 +85,20 @@ def run_lm(args: argparse.Namespace) -> int:
     for row in results["summary"]["table"]:
         console.print(f"  {esc(row['model']):>9} {esc(row['method']):>9}: forget quality {row['forget quality']:.3g}, "
                       f"model utility {row['model utility']:.3f}")  # fmt: skip
+    for name in ("results.json", "report.md"):
+        console.print(f"  {esc(args.out)}/{name}", soft_wrap=True)
+    return 0
+
+
+def run_muse(args: argparse.Namespace) -> int:
+    """Runs a MUSE (``muse_eval``) preset and prints each model's MUSE metrics."""
+    from ready2unlearn.recipes.muse_eval import run_muse_eval
+
+    overrides = [*args.overrides, *([f"data_dir={args.data_dir}"] if args.data_dir else [])]
+    results = run_muse_eval(args.preset, args.out, overrides)
+    for row in results["models"]:
+        numbers = ", ".join(f"{k} {v:.3g}" for k, v in row["metrics"].items())
+        console.print(f"  {esc(row['name'])}: {numbers}")
     for name in ("results.json", "report.md"):
         console.print(f"  {esc(args.out)}/{name}", soft_wrap=True)
     return 0

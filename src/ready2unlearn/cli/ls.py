@@ -12,10 +12,11 @@ from ready2unlearn.config import list_presets, load_yaml, resolve_preset
 from ready2unlearn.data import DATASETS, byo
 from ready2unlearn.errors import DataError
 from ready2unlearn.evaluate.metrics import METRICS
+from ready2unlearn.evaluate.muse import MUSE_METRICS
 from ready2unlearn.models import MODELS
 from ready2unlearn.unlearn import METHODS
 
-PRESET_GROUPS = ("train", "unlearn", "bench", "ready_bench", "lm_bench", "plan")
+PRESET_GROUPS = ("train", "unlearn", "bench", "ready_bench", "lm_bench", "muse_eval", "plan")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -66,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
         for name, metric in METRICS.items():
             better = {True: "higher", False: "lower", None: "closer to retrained"}[metric.higher_is_better]
             table.add_row(name, better, ", ".join(metric.inputs), metric.description)
+        # Language-model metrics of MUSE read generations and attack scores, not logits: their own registry.
+        for name, muse_metric in MUSE_METRICS.items():
+            better = {True: "higher", False: "lower", None: "closer to retrained"}[muse_metric.higher_is_better]
+            table.add_row(f"muse/{name}", better, ", ".join(muse_metric.inputs), muse_metric.description)
     elif args.what == "attacks":
         table = Table(title="attacks")
         for col in ("name", "summary", "paper"):

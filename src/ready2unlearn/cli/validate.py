@@ -13,6 +13,7 @@ from ready2unlearn.errors import R2UError
 from ready2unlearn.recipes import train as train_recipe
 from ready2unlearn.recipes.bench import load_bench_config
 from ready2unlearn.recipes.lm_bench import load_lm_bench_config
+from ready2unlearn.recipes.muse_eval import load_muse_eval_config
 from ready2unlearn.recipes.plan_config import load_plan_config
 from ready2unlearn.recipes.ready_bench import load_ready_bench_config
 from ready2unlearn.unlearn.config import load_unlearn_config
@@ -23,6 +24,7 @@ LOADERS = {
     "bench": load_bench_config,
     "ready_bench": load_ready_bench_config,
     "lm_bench": load_lm_bench_config,
+    "muse_eval": load_muse_eval_config,
     "plan": load_plan_config,
 }
 

@@ -89,6 +89,8 @@ def read_records(path: Path) -> list[Any]:
                 f"muse: file {str(path)!r} is neither JSON nor JSON Lines ({e.msg}, line {e.lineno}); "
                 "replace it with the official file"
             ) from None
+    if isinstance(data, dict):  # JSON Lines with a single record parses as one JSON object
+        data = [data]
     if not isinstance(data, list) or not data:
         raise DataError(f"muse: file {str(path)!r} holds no list of records; replace it with the official file")
     return data

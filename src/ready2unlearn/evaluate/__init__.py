@@ -1,5 +1,5 @@
 """Evaluation: predictions, accuracy and loss over in-memory datasets."""
 
-from ready2unlearn.evaluate.core import accuracy_and_loss, predict_logits
+from ready2unlearn.task import accuracy_and_loss, predict_logits
 
 __all__ = ["accuracy_and_loss", "predict_logits"]

@@ -22,8 +22,8 @@ from torch import nn
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.request import RequestViews
 from ready2unlearn.errors import ConfigError
-from ready2unlearn.evaluate.core import predict_logits
 from ready2unlearn.registry import Registry
+from ready2unlearn.task import predict_logits
 
 VIEWS = ("forget", "retain", "test", "test_retain", "test_forget")
 

@@ -5,7 +5,7 @@ model, its tokenizer, how a question becomes a prompt, a sequence length and a b
 holds them once, so a metric takes one argument instead of repeating the list.
 
 The model contract is ``model(input_ids [B, L]) -> logits [B, L, V]`` (a Hugging Face output's ``.logits`` is
-read off by :func:`ready2unlearn.unlearn.task.forward`). A question/answer pair is encoded exactly as for
+read off by :func:`ready2unlearn.task.forward`). A question/answer pair is encoded exactly as for
 training (:func:`ready2unlearn.data.lm.encode_qa`: ``prompt(question) + answer + eos``, right-padded, labels on
 the answer tokens), so "the answer's log-probability" here is the quantity the unlearning losses move. Models
 run under ``torch.no_grad()`` in eval mode, in mini-batches; the caller's train/eval mode is restored.
@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ready2unlearn.data.lm import IGNORE, QATemplate, encode_qa, pad_id
-from ready2unlearn.unlearn.task import forward
+from ready2unlearn.task import forward
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -29,7 +29,7 @@ from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.lm import IGNORE
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.objective import ReadinessObjective
-from ready2unlearn.unlearn.task import CausalLMTask, ClassificationTask, Task
+from ready2unlearn.task import CausalLMTask, ClassificationTask, Task
 
 
 def array_dataset(

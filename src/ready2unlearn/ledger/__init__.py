@@ -2,7 +2,13 @@
 
 - :mod:`~ready2unlearn.ledger.schema` — the SQLite schema and its migrations (``PRAGMA user_version``);
 - :mod:`~ready2unlearn.ledger.requests` — request targets, duplicate keys, validation against the dataset;
-- :mod:`~ready2unlearn.ledger.store` — :class:`Ledger`: requests, model versions, served pointer, event log;
+- :mod:`~ready2unlearn.ledger.store` — :class:`Ledger`, the facade over the parts below;
+- :mod:`~ready2unlearn.ledger.db` — opening the file safely, transactions, the event log, row readers;
+- :mod:`~ready2unlearn.ledger.submissions` — adding requests (duplicates, validation, covered ids);
+- :mod:`~ready2unlearn.ledger.covered` — the covered-ids table, kept incrementally;
+- :mod:`~ready2unlearn.ledger.queue` — exactly-once claims, worker liveness, heartbeats, fail / retry / done;
+- :mod:`~ready2unlearn.ledger.versions` — binding, model versions and lineage, the served pointer;
+- :mod:`~ready2unlearn.ledger.records` / :mod:`~ready2unlearn.ledger.errors` — row records and exceptions;
 - :mod:`~ready2unlearn.ledger.process` — the serving loop (calls the unlearning recipe and the evaluator);
 - :mod:`~ready2unlearn.ledger.certificate` — ``certificate.json`` / ``.html`` and their verification.
 """

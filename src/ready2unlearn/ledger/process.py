@@ -39,8 +39,6 @@ from ready2unlearn.config import check, to_dict
 from ready2unlearn.data.base import Split
 from ready2unlearn.data.request import DeletionRequest
 from ready2unlearn.errors import R2UError, RequestError
-from ready2unlearn.evaluate.core import accuracy_and_loss
-from ready2unlearn.ledger import store as store_mod
 from ready2unlearn.ledger.certificate import (
     OUTCOME_ALREADY_MET,
     OUTCOME_EXACT,
@@ -52,6 +50,7 @@ from ready2unlearn.ledger.store import CorruptModel, Heartbeat, Ledger, LedgerEr
 from ready2unlearn.recipes import sisa as sisa_recipe
 from ready2unlearn.recipes import unlearn as unlearn_recipe
 from ready2unlearn.recipes.evaluate import evaluate_checkpoint
+from ready2unlearn.task import accuracy_and_loss
 from ready2unlearn.unlearn.config import UnlearnConfig, load_unlearn_config
 from ready2unlearn.unlearn.sisa_checkpoint import is_sisa
 
@@ -186,35 +185,34 @@ def process(
                 summary.resumed += ids
                 summary.orphans_removed += len(ledger.clean_orphans())
                 say(f"resuming {', '.join(r.describe() for r in claim.rows)} (its worker died)")
-            store_mod._SERVING.update(ids)
-            try:
-                with Heartbeat(ledger, ids, worker, pcfg.heartbeat_seconds):
-                    child, certs = _serve(ledger, claim.rows, worker, cfg, pcfg, say)
-                summary.done += ids
-                summary.certificates += certs
-                if child not in summary.versions:
-                    summary.versions.append(child)
-            except CorruptModel as e:
-                ledger.release(ids, worker, str(e))
-                raise
-            except (RequestError, NotHonoured) as e:
-                # The request no longer fits what the model holds (cannot happen for requests validated in
-                # queue order, but a hand-edited ledger can do it), or the run did not forget it: it fails,
-                # the served model stays, and the queue goes on from there.
-                ledger.fail(ids, worker, str(e))
-                _drop_certificates(ledger, ids)
-                summary.failed.update(dict.fromkeys(ids, str(e)))
-                say(f"failed {', '.join(f'#{i}' for i in ids)}: {e}")
-            except KeyboardInterrupt:
-                ledger.release(ids, worker, "interrupted")
-                _drop_certificates(ledger, ids)
-                raise
-            except Exception as e:
-                ledger.fail(ids, worker, f"{type(e).__name__}: {e}")
-                _drop_certificates(ledger, ids)
-                raise
-            finally:
-                store_mod._SERVING.difference_update(ids)
+            # Our own claims count as alive only while we serve them (a crashed in-process attempt's do not).
+            with ledger.serving(ids):
+                try:
+                    with Heartbeat(ledger, ids, worker, pcfg.heartbeat_seconds):
+                        child, certs = _serve(ledger, claim.rows, worker, cfg, pcfg, say)
+                    summary.done += ids
+                    summary.certificates += certs
+                    if child not in summary.versions:
+                        summary.versions.append(child)
+                except CorruptModel as e:
+                    ledger.release(ids, worker, str(e))
+                    raise
+                except (RequestError, NotHonoured) as e:
+                    # The request no longer fits what the model holds (cannot happen for requests validated in
+                    # queue order, but a hand-edited ledger can do it), or the run did not forget it: it fails,
+                    # the served model stays, and the queue goes on from there.
+                    ledger.fail(ids, worker, str(e))
+                    _drop_certificates(ledger, ids)
+                    summary.failed.update(dict.fromkeys(ids, str(e)))
+                    say(f"failed {', '.join(f'#{i}' for i in ids)}: {e}")
+                except KeyboardInterrupt:
+                    ledger.release(ids, worker, "interrupted")
+                    _drop_certificates(ledger, ids)
+                    raise
+                except Exception as e:
+                    ledger.fail(ids, worker, f"{type(e).__name__}: {e}")
+                    _drop_certificates(ledger, ids)
+                    raise
     return summary
 
 

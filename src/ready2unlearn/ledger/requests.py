@@ -75,8 +75,11 @@ def covered_ids(
 
 def validate_request(
     split: Split, req: DeletionRequest, covered: dict[int, int], already_forgotten: Sequence[int]
-) -> None:
+) -> list[int]:
     """Checks that ``req`` fits the dataset and can still be served after the requests already accepted.
+
+    Returns:
+        The ids ``req`` forgets once the accepted requests are served: what it adds to ``covered``.
 
     Raises:
         RequestError: With a one-line reason (unknown class or ids, missing group column, everything
@@ -101,8 +104,10 @@ def validate_request(
     remaining = len(split.train) - len(base | set(covered) | set(left))
     if remaining <= 0:
         raise RequestError("serving it would forget every remaining training sample")
-    # The exact resolution process will use (against what remains after the queue), as a last check.
-    plan_requests(split, [req], [*base, *covered])
+    # The exact resolution process will use (against what remains after the queue), as a last check; it is
+    # also what a replay of the queue would resolve for this request.
+    (final,) = plan_requests(split, [req], [*base, *covered])
+    return final.forget.ids.tolist()
 
 
 def forget_positions_after(split: Split, req: DeletionRequest, forgotten: Sequence[int]) -> np.ndarray:

@@ -10,6 +10,10 @@ Version 1 (the first release): requests, model versions, the event log, key/valu
 Version 2: worker identity and heartbeat on requests (exactly-once claims and crash recovery), the
 request's parent/child model hashes, batches and certificates; the served-model pointer as a single row;
 the event log made append-only by triggers.
+Version 3: the covered-ids table (sample id → the accepted request that forgets it) and its watermark, so
+``request add`` reads what earlier requests cover instead of replaying all of them. Resolving ids needs the
+dataset, which a migration does not have: the watermark starts at 0 and the first ``request add`` after the
+upgrade folds in every accepted request once (see :mod:`~ready2unlearn.ledger.covered`).
 """
 
 from __future__ import annotations
@@ -85,6 +89,20 @@ CREATE TRIGGER events_no_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'the ledger event log is append-only'); END;
 """
 
+_V3 = """
+CREATE TABLE covered (
+    sample_id  INTEGER PRIMARY KEY,
+    request_id INTEGER NOT NULL REFERENCES requests (id)
+);
+CREATE INDEX covered_request ON covered (request_id);
+-- Every accepted request with id <= request_id is folded into covered, and no other (0: none yet).
+CREATE TABLE covered_through (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    request_id INTEGER NOT NULL
+);
+INSERT INTO covered_through (id, request_id) VALUES (1, 0);
+"""
+
 
 def _v2_backfill(conn: sqlite3.Connection) -> None:
     """Version 1 stored only kind and target text: derive the structured spec and duplicate key."""
@@ -104,7 +122,7 @@ def _v2_backfill(conn: sqlite3.Connection) -> None:
 
 
 Migration = tuple[str, Callable[[sqlite3.Connection], None] | None]
-MIGRATIONS: tuple[Migration, ...] = ((_V1, None), (_V2, _v2_backfill))
+MIGRATIONS: tuple[Migration, ...] = ((_V1, None), (_V2, _v2_backfill), (_V3, None))
 LATEST = len(MIGRATIONS)
 
 

@@ -29,7 +29,7 @@ from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.sampler import RequestSampler
 from ready2unlearn.recipes.train import FitResult, TrainConfig, final_metrics, fit
 from ready2unlearn.runtime import seed_everything
-from ready2unlearn.unlearn.task import ClassificationTask, Task
+from ready2unlearn.task import ClassificationTask, Task
 
 
 @dataclass

@@ -32,10 +32,10 @@ from ready2unlearn.data.request import DeletionRequest, RequestViews
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.sampler import RequestSampler
 from ready2unlearn.recipes.unlearn import unlearn_model
+from ready2unlearn.task import ClassificationTask, Task
 from ready2unlearn.unlearn.base import Context, build_method
 from ready2unlearn.unlearn.config import UnlearnConfig
 from ready2unlearn.unlearn.stop import StopConfig
-from ready2unlearn.unlearn.task import ClassificationTask, Task
 
 
 @dataclass

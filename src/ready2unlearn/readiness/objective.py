@@ -38,8 +38,8 @@ from ready2unlearn.readiness.inner import (
     trainable_params,
 )
 from ready2unlearn.readiness.sampler import RequestSampler
+from ready2unlearn.task import ClassificationTask, Task
 from ready2unlearn.unlearn.base import Batch, UnlearningMethod, build_method
-from ready2unlearn.unlearn.task import ClassificationTask, Task
 
 
 def readiness_loss(
@@ -156,7 +156,7 @@ class ReadinessObjective:
         num_classes: Number of labels (0 for a language model: class requests do not apply).
         seed: Seeds the request draws (reseeded with ``(seed, epoch)`` at every epoch).
         task: How the model is scored; default a :class:`ClassificationTask` over ``num_classes``. Pass a
-            :class:`~ready2unlearn.unlearn.task.CausalLMTask` for a language model.
+            :class:`~ready2unlearn.task.CausalLMTask` for a language model.
     """
 
     def __init__(

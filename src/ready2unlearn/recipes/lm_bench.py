@@ -48,10 +48,10 @@ from ready2unlearn.readiness.objective import ReadinessObjective
 from ready2unlearn.recipes.train import TrainConfig, fit
 from ready2unlearn.recipes.unlearn import unlearn_model
 from ready2unlearn.runtime import resolve_device, seed_everything
+from ready2unlearn.task import CausalLMTask
 from ready2unlearn.unlearn.base import Context, MethodConfig, build_method, method_config
 from ready2unlearn.unlearn.config import UnlearnConfig
 from ready2unlearn.unlearn.stop import StopConfig
-from ready2unlearn.unlearn.task import CausalLMTask
 
 HOLDOUT = {"forget01": "holdout01", "forget05": "holdout05", "forget10": "holdout10"}
 

@@ -63,8 +63,8 @@ from ready2unlearn.recipes.train import TrainConfig, fit
 from ready2unlearn.recipes.train import load_config as load_train_config
 from ready2unlearn.report.plan_report import summarise_plan, write_plan_report
 from ready2unlearn.runtime import resolve_device
+from ready2unlearn.task import ClassificationTask
 from ready2unlearn.unlearn.sisa import train_sisa
-from ready2unlearn.unlearn.task import ClassificationTask
 
 
 @dataclass

@@ -30,11 +30,11 @@ from ready2unlearn.errors import RequestError
 from ready2unlearn.evaluate.metrics import EvalOutputs, compute, gaps
 from ready2unlearn.recipes.train import TrainConfig
 from ready2unlearn.recipes.unlearn import unlearn_model
+from ready2unlearn.task import ClassificationTask
 from ready2unlearn.unlearn.base import Context, MethodConfig, build_method
 from ready2unlearn.unlearn.config import UnlearnConfig
 from ready2unlearn.unlearn.sisa import SisaModel, unlearn_sisa
 from ready2unlearn.unlearn.stop import StopConfig
-from ready2unlearn.unlearn.task import ClassificationTask
 
 
 @dataclass

@@ -27,9 +27,9 @@ from ready2unlearn.models.registry import build_model, count_parameters
 from ready2unlearn.recipes.train import TrainConfig, final_metrics
 from ready2unlearn.recipes.unlearn import load_matching_split, plan_requests, view_metrics
 from ready2unlearn.runtime import resolve_device, seed_everything
+from ready2unlearn.task import ClassificationTask
 from ready2unlearn.unlearn.sisa import SisaModel, train_sisa, unlearn_sisa
 from ready2unlearn.unlearn.sisa_checkpoint import is_sisa, load_sisa, save_sisa
-from ready2unlearn.unlearn.task import ClassificationTask
 
 
 def train(

@@ -57,7 +57,7 @@ from ready2unlearn.optim import OptimConfig, build_optimizer, build_scheduler
 from ready2unlearn.progress import progress_bar
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.runtime import resolve_device, seed_everything
-from ready2unlearn.unlearn.task import ClassificationTask, Task
+from ready2unlearn.task import ClassificationTask, Task
 
 #: Config keys a resumed run may change: where it runs and where the (fingerprint-checked) files are.
 RESUME_MAY_CHANGE = ("device", "data.data_dir")
@@ -171,7 +171,7 @@ def fit(
         sample_weight: Per-row loss weights aligned with ``train`` (e.g. down-weighting a revocable set);
             the batch loss is the weighted mean.
         task: How batches are scored; default a :class:`ClassificationTask`. A
-            :class:`~ready2unlearn.unlearn.task.CausalLMTask` trains a language model on its label tokens
+            :class:`~ready2unlearn.task.CausalLMTask` trains a language model on its label tokens
             (then the metrics' "accuracy" is next-token accuracy). Only parameters with ``requires_grad``
             are optimised, so a LoRA-wrapped model trains its adapters alone.
 

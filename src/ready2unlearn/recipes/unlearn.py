@@ -31,13 +31,12 @@ from ready2unlearn.data.base import ArrayDataset, Split
 from ready2unlearn.data.registry import load_split
 from ready2unlearn.data.request import DeletionRequest, RequestViews
 from ready2unlearn.errors import ConfigError, DataError, R2UError, RequestError
-from ready2unlearn.evaluate.core import accuracy_and_loss
 from ready2unlearn.models.registry import build_model
 from ready2unlearn.progress import progress_bar
 from ready2unlearn.runtime import resolve_device, seed_everything
+from ready2unlearn.task import ClassificationTask, accuracy_and_loss
 from ready2unlearn.unlearn.base import Batch, Context, UnlearningMethod, build_method
 from ready2unlearn.unlearn.config import UnlearnConfig
-from ready2unlearn.unlearn.task import ClassificationTask
 
 
 @dataclass

@@ -6,6 +6,7 @@ Importing this package registers every method module in it.
 import importlib
 import pkgutil
 
+from ready2unlearn.task import ClassificationTask
 from ready2unlearn.unlearn.base import (
     METHODS,
     Batch,
@@ -17,9 +18,9 @@ from ready2unlearn.unlearn.base import (
     register_method,
 )
 from ready2unlearn.unlearn.stop import StopConfig
-from ready2unlearn.unlearn.task import ClassificationTask
 
-_INFRA = {"base", "stop", "task", "config"}
+# Modules that register no method (SISA is a training mode with its own exact deletion, not a gradient method).
+_INFRA = {"base", "stop", "config", "sisa", "sisa_checkpoint"}
 for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     if _mod not in _INFRA:
         importlib.import_module(f"{__name__}.{_mod}")

@@ -21,7 +21,7 @@ from ready2unlearn.config import check, dispatch_by_name, from_dict
 from ready2unlearn.data.request import RequestViews
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.registry import Registry
-from ready2unlearn.unlearn.task import Params, Task
+from ready2unlearn.task import Params, Task
 
 
 @dataclass

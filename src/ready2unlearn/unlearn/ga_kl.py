@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ready2unlearn.data.request import RequestViews
+from ready2unlearn.task import Params
 from ready2unlearn.unlearn.base import Batch, Context, MethodConfig, UnlearningMethod, register_method
 from ready2unlearn.unlearn.ga import check_weight
-from ready2unlearn.unlearn.task import Params
 
 
 def kl_to_reference(ref_logits: torch.Tensor, logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ready2unlearn.data.request import RequestViews
+from ready2unlearn.task import ClassificationTask, Params
 from ready2unlearn.unlearn.base import Batch, Context, MethodConfig, UnlearningMethod, register_method
 from ready2unlearn.unlearn.ga import check_weight
-from ready2unlearn.unlearn.task import ClassificationTask, Params
 
 
 def random_other_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:

@@ -29,9 +29,9 @@ from torch import nn
 from ready2unlearn.config import check
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.request import RequestViews
+from ready2unlearn.task import ClassificationTask
 from ready2unlearn.unlearn.base import Context, MethodConfig, register_method
 from ready2unlearn.unlearn.random_label import RandomLabel, RandomLabelConfig
-from ready2unlearn.unlearn.task import ClassificationTask
 
 
 def forget_saliency(

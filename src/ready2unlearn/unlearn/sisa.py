@@ -31,7 +31,7 @@ from ready2unlearn.errors import RequestError
 from ready2unlearn.models.ensemble import Ensemble
 from ready2unlearn.progress import progress_bar
 from ready2unlearn.recipes.train import TrainConfig, fit
-from ready2unlearn.unlearn.task import Task
+from ready2unlearn.task import Task
 
 #: Builds one fresh constituent (called after the shard's initialisation seed is set).
 ModelFactory = Callable[[], nn.Module]

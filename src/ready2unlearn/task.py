@@ -12,6 +12,10 @@ readiness objective run unchanged on classifiers and on causal language models:
   :mod:`ready2unlearn.data.lm`), logits ``[B, L, V]``. A "sample" is a sequence: its loss is the mean NLL of
   its scored tokens, its log-probability the sum, and "accuracy" is next-token top-1 accuracy on the scored
   tokens (the LM analogue the stop rules use).
+
+It also holds the batched inference helpers (:func:`predict_logits`, :func:`accuracy_and_loss`) that training,
+unlearning and verification share. This module sits below the engines, methods and evaluation in the
+layering (docs/ARCHITECTURE.md): everything that scores a model imports it, and it imports only data.
 """
 
 from __future__ import annotations
@@ -27,6 +31,26 @@ from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.lm import IGNORE
 
 Params = Mapping[str, torch.Tensor]
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, data: ArrayDataset, batch_size: int = 1024) -> torch.Tensor:
+    """Logits ``[N, C]`` of ``model`` on ``data`` in eval mode (restores the previous mode), on the CPU."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = [model(x.to(device)).float().cpu() for x, _ in data.batches(batch_size)]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, 0)
+
+
+def accuracy_and_loss(model: nn.Module, data: ArrayDataset, batch_size: int = 1024) -> tuple[float, float]:
+    """Top-1 accuracy and mean cross-entropy of ``model`` on ``data`` (``nan`` for an empty set)."""
+    if len(data) == 0:
+        return float("nan"), float("nan")
+    logits = predict_logits(model, data, batch_size)
+    y = data.y.cpu()
+    return (logits.argmax(1) == y).float().mean().item(), F.cross_entropy(logits, y).item()
 
 
 def forward(model: nn.Module, x: torch.Tensor, params: Params | None = None) -> torch.Tensor:
@@ -70,8 +94,6 @@ class ClassificationTask:
     @torch.no_grad()
     def accuracy_and_loss(self, model: nn.Module, data: ArrayDataset, batch_size: int = 1024) -> tuple[float, float]:
         """Top-1 accuracy and mean cross-entropy on ``data`` (``nan`` for an empty set)."""
-        from ready2unlearn.evaluate.core import accuracy_and_loss
-
         return accuracy_and_loss(model, data, batch_size)
 
 
