@@ -17,7 +17,7 @@ subpackages are imported by their full names (``from ready2unlearn.unlearn.stop 
 
 from importlib import metadata
 
-from ready2unlearn.api import evaluate, from_hf_dataset, retrain, unlearn
+from ready2unlearn.api import evaluate, from_hf_dataset, plan, retrain, unlearn
 from ready2unlearn.artifacts import save_checkpoint
 from ready2unlearn.checkpoint import Checkpoint, load_checkpoint
 from ready2unlearn.data import (
@@ -67,6 +67,7 @@ __all__ = [
     "from_hf_dataset",
     "load_checkpoint",
     "load_split",
+    "plan",
     "retrain",
     "save_checkpoint",
     "train",

@@ -114,3 +114,39 @@ def test_plan_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert main([*args[:-3], "serve=3", "--out", "out"]) == 2  # another config never resumes this folder
     assert "different config" in capsys.readouterr().err
+
+
+def test_plan_api_on_your_own_module_and_data(tmp_path):
+    import torch
+
+    import ready2unlearn as r2u
+    from ready2unlearn.data.base import ArrayDataset
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 6, generator=g)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    train, test = (
+        ArrayDataset(x[:300], y[:300], torch.arange(300)),
+        ArrayDataset(x[300:], y[300:], torch.arange(300, 400)),
+    )
+
+    class Net(torch.nn.Module):  # a user's own module: cached by its weights, rebuilt by re-initialising a copy
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+
+        def forward(self, x):
+            return self.body(x)
+
+    options = {"requests": [1, 2], "serve": 2, "request_size": 8, "methods": [{"name": "ga"}], "ready_methods": [],
+               "sisa": [{"shards": 2, "slices": 2}], "mia": False, "stop": {"rule": "forget_loss",
+               "target": "reference", "max_steps": 30, "eval_every": 2}}  # fmt: skip
+    results = r2u.plan(Net(), train, test, tmp_path / "plan", train_config=r2u.TrainConfig(epochs=3), seeds=[0],
+                       **options)  # fmt: skip
+    assert {c["strategy"] for c in results["cells"]} == {"retrain", "standard + ga", "sisa 2x2"}
+    assert results["data"]["name"] == "custom" and results["summary"]["recommendation"]
+    cards = list((tmp_path / "plan" / "models").rglob("card.json"))
+    assert cards and all(json.loads(c.read_text())["model"]["name"] == "Net" for c in cards)
+    again = r2u.plan(Net(), train, test, tmp_path / "plan", train_config=r2u.TrainConfig(epochs=3), seeds=[0],
+                     **options)  # fmt: skip
+    assert again["cells"] == results["cells"]  # resumed from the cache, model weights loaded into fresh Nets

@@ -77,6 +77,35 @@ def retrain(
     return fresh
 
 
+def fresh_model_factory(model: ModelSource) -> Callable[[], nn.Module]:
+    """A zero-argument builder of freshly initialised models from a factory, or from a module to re-initialise.
+
+    A module is deep-copied once; each call copies it again and re-initialises every submodule with its own
+    ``reset_parameters()``, keeping frozen parameters (a pretrained backbone under adapters), as the
+    ``retrain`` method does.
+
+    Raises:
+        ConfigError: If ``model`` is neither, or a module ``reset_parameters()`` would not fully re-initialise.
+    """
+    if isinstance(model, nn.Module):
+        _check_resettable(model)
+        template = copy.deepcopy(model)
+        frozen = {n for n, p in template.named_parameters() if not p.requires_grad}
+
+        def build() -> nn.Module:
+            fresh = copy.deepcopy(template)
+            for m in fresh.modules():
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+            fresh.load_state_dict({k: v for k, v in template.state_dict().items() if k in frozen}, strict=False)
+            return fresh
+
+        return build
+    if callable(model):
+        return lambda: _call_factory(model)
+    raise ConfigError(f"model must be an nn.Module or a zero-argument factory, got {type(model).__name__}")
+
+
 def _call_factory(factory: Callable[[], nn.Module]) -> nn.Module:
     out = factory()
     if not isinstance(out, nn.Module):

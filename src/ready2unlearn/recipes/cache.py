@@ -20,8 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ready2unlearn.artifacts import save_checkpoint, write_json
-from ready2unlearn.checkpoint import load_checkpoint
+from ready2unlearn.artifacts import CARD, load_weights, read_card, save_checkpoint, write_json
 
 #: Bump when a code change alters what a cached model or cell would contain for the same config, so old
 #: caches are recomputed instead of reused (2: per-kind stop rules, seeded relearning, MIA on, negtrain).
@@ -73,8 +72,8 @@ class ModelCache:
     Args:
         root: Folder of the cache.
         device: Where loaded models go.
-        card: ``card(seed, info) -> card`` of a checkpoint written for ``seed`` (what ``load_checkpoint``
-            needs to rebuild it: the training config and the data spec).
+        card: ``card(seed, info) -> card`` of a checkpoint written for ``seed`` (its provenance: training
+            config, data fingerprints, versions). Cached weights are loaded into a model from ``build``.
     """
 
     def __init__(self, root: Path, device: torch.device, card: Callable[[int, dict[str, Any]], dict[str, Any]]):
@@ -100,10 +99,13 @@ class ModelCache:
         d = self.path(seed, name, config)
         if str(d) in self._loaded:
             return self._loaded[str(d)]
-        if (d / "card.json").exists():
-            ck = load_checkpoint(d, str(self.device))
-            if matches(ck.card.get("cache"), config):
-                self._loaded[str(d)] = (ck.model, ck.card["info"])
+        if (d / CARD).exists():
+            card = read_card(d)  # hash-checked
+            if matches(card.get("cache"), config):
+                # Built by ``build`` and filled from the file, so a user's own module caches like a registered one.
+                model = build()
+                load_weights(model, d, self.device)
+                self._loaded[str(d)] = (model, card["info"])
                 return self._loaded[str(d)]
         torch.manual_seed(seed)
         model = build()

@@ -68,6 +68,23 @@ from ready2unlearn.unlearn.sisa import train_sisa
 
 
 @dataclass
+class PlanData:
+    """What a plan runs on for one seed: the data, the training config (seeded) and a builder of fresh models.
+
+    Attributes:
+        split: Training and test data.
+        train_cfg: Optimiser, epochs, batch size and the seed of every model trained.
+        factory: Builds a freshly initialised model (called after the seed is set).
+        model_name: Recorded in the cached models' cards.
+    """
+
+    split: Split
+    train_cfg: TrainConfig
+    factory: Callable[[], nn.Module]
+    model_name: str
+
+
+@dataclass
 class _Seed:
     """What every strategy of one seed shares."""
 
@@ -77,6 +94,7 @@ class _Seed:
     task: ClassificationTask
     stream: Stream
     factory: Callable[[], nn.Module]
+    data_key: str  # the training data's fingerprint (hashing it once per seed, not per cache lookup)
 
 
 def _digest(rows: np.ndarray) -> str:
@@ -91,29 +109,46 @@ def sisa_name(s: SisaConfig) -> str:
 class PlanRunner:
     """Runs a :class:`PlanConfig` into ``out_dir`` (resumable)."""
 
-    def __init__(self, cfg: PlanConfig, out_dir: str | Path, preset: str = "custom", show_progress: bool = True):
+    def __init__(self, cfg: PlanConfig, out_dir: str | Path, preset: str = "custom", show_progress: bool = True,
+                 data: Callable[[int], PlanData] | None = None) -> None:  # fmt: skip
+        """Sets the plan up; nothing is loaded or trained before :meth:`run`.
+
+        Args:
+            cfg: The plan.
+            out_dir: Where models, streams, results and the report go (resumable).
+            preset: Name recorded in the results.
+            show_progress: Progress bars.
+            data: ``data(seed) -> PlanData`` for your own model and data; default: ``cfg.train``'s preset.
+        """
         self.cfg, self.out, self.preset, self.show_progress = cfg, Path(out_dir), preset, show_progress
         self.device = resolve_device(cfg.device)
+        self.data = data or self._preset_data
         self.models = ModelCache(self.out / "models", self.device, self._card)
         self._seeds: dict[int, _Seed] = {}
+        self._names: dict[int, str] = {}
 
     # -- shared pieces ------------------------------------------------------------------------------------
     def _train_overrides(self) -> list[str]:
         extra = [f"device={self.cfg.device}"] + ([f"data.data_dir={self.cfg.data_dir}"] if self.cfg.data_dir else [])
         return [*self.cfg.train_overrides, *extra]
 
+    def _preset_data(self, seed: int) -> PlanData:
+        train_cfg, _ = load_train_config(self.cfg.train, [*self._train_overrides(), f"seed={seed}"])
+        split = load_split(train_cfg.data)
+
+        def factory() -> nn.Module:
+            return build_model(train_cfg.model, split.spec).to(self.device)
+
+        return PlanData(split, train_cfg, factory, train_cfg.model.name)
+
     def _env(self, seed: int) -> _Seed:
         if seed not in self._seeds:
-            train_cfg, _ = load_train_config(self.cfg.train, [*self._train_overrides(), f"seed={seed}"])
-            split = load_split(train_cfg.data)
-            stream = draw_stream(split, self.cfg.horizon, self.cfg.request_size, seed, self.cfg.group_column)
-
-            def factory() -> nn.Module:
-                return build_model(train_cfg.model, split.spec).to(self.device)
-
-            self._seeds[seed] = _Seed(
-                seed, split, train_cfg, ClassificationTask(split.spec.num_classes), stream, factory
-            )
+            d = self.data(seed)
+            stream = draw_stream(d.split, self.cfg.horizon, self.cfg.request_size, seed, self.cfg.group_column)
+            task = ClassificationTask(d.split.spec.num_classes)
+            self._seeds[seed] = _Seed(seed, d.split, d.train_cfg, task, stream, d.factory,
+                                      d.split.fingerprints()["train"])  # fmt: skip
+            self._names[seed] = d.model_name
         return self._seeds[seed]
 
     def _card(self, seed: int, info: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +160,7 @@ class PlanRunner:
             "producer": "r2u plan",
             "config": to_dict(env.train_cfg),
             "seed": seed,
-            "model": {"name": env.train_cfg.model.name},
+            "model": {"name": self._names[seed]},
             "data": {
                 "name": env.split.name,
                 "spec": env.split.spec.to_dict(),
@@ -134,9 +169,14 @@ class PlanRunner:
             "versions": versions(),
         }
 
+    def _trained_by(self, env: _Seed) -> dict[str, Any]:
+        """What every model of a seed depends on: the training config, the data and the architecture's name."""
+        return {"train": to_dict(env.train_cfg), "data": env.data_key,
+                "architecture": self._names[env.seed]}  # fmt: skip
+
     def _base_config(self, env: _Seed) -> dict[str, Any]:
-        """What every model and stream of a seed depends on: the training config and the request stream."""
-        return {"train": to_dict(env.train_cfg), "stream": [_digest(r) for r in env.stream.requests]}
+        """What every stream of a seed depends on: how its models are trained and the request stream."""
+        return {**self._trained_by(env), "stream": [_digest(r) for r in env.stream.requests]}
 
     def _fit(self, env: _Seed, model: nn.Module, data: Any = None, **kwargs: Any) -> dict[str, Any]:
         result = fit(
@@ -151,7 +191,7 @@ class PlanRunner:
         return {"seconds": result.seconds, "metrics": result.metrics}
 
     def _standard(self, env: _Seed) -> tuple[nn.Module, dict[str, Any]]:
-        conf = {"model": "standard", "train": to_dict(env.train_cfg)}
+        conf = {"model": "standard", **self._trained_by(env)}
         return self.models.get(env.seed, "standard", conf, env.factory, lambda m: self._fit(env, m))
 
     def ready_config(self, env: _Seed) -> ReadyConfig:
@@ -161,7 +201,7 @@ class PlanRunner:
 
     def _ready(self, env: _Seed) -> tuple[nn.Module, dict[str, Any]]:
         rcfg = self.ready_config(env)
-        conf = {"model": "ready", "train": to_dict(env.train_cfg), "ready": to_dict(rcfg)}
+        conf = {"model": "ready", **self._trained_by(env), "ready": to_dict(rcfg)}
 
         def train(model: nn.Module) -> dict[str, Any]:
             obj = ReadinessObjective(rcfg, env.split.train.to(self.device), env.split.spec.num_classes, env.seed)
@@ -171,7 +211,7 @@ class PlanRunner:
 
     def _retrained(self, env: _Seed, k: int) -> tuple[nn.Module, dict[str, Any]]:
         """The model retrained without the first ``k`` requests (cached)."""
-        conf = {"model": "retrain", "train": to_dict(env.train_cfg), "gone": _digest(env.stream.gone(k))}
+        conf = {"model": "retrain", **self._trained_by(env), "gone": _digest(env.stream.gone(k))}
         return self.models.get(
             env.seed, f"retrain-{k}", conf, env.factory, lambda m: self._fit(env, m, env.stream.remaining(k))
         )
