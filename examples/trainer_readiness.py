@@ -15,7 +15,7 @@ from transformers import Trainer, TrainingArguments
 from ready2unlearn.data.files import data_root
 from ready2unlearn.data.lm import QATemplate, encode_qa
 from ready2unlearn.data.tofu import load_tofu
-from ready2unlearn.integrations.hf import LoraSettings, load_causal_lm, load_tokenizer
+from ready2unlearn.hf import LoraSettings, load_causal_lm, load_tokenizer
 from ready2unlearn.integrations.hf_trainer import ReadyTrainer  # ready2unlearn
 from ready2unlearn.readiness import ReadyConfig  # ready2unlearn
 

@@ -95,7 +95,7 @@ def toy_ctx(seed: int = 0):
 def toy():
     """``(trained model, train, test, class-1 views)``, trained once per test module."""
     from ready2unlearn.data import DeletionRequest
-    from ready2unlearn.recipes.train import fit
+    from ready2unlearn.engine.fit import fit
 
     train, test = make_blobs(240, seed=0), make_blobs(80, seed=1)
     model = toy_model()

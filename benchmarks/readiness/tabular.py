@@ -33,16 +33,17 @@ from ready2unlearn.attacks.relearn import RelearnConfig, relearn_attack
 from ready2unlearn.config import from_dict
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.request import DeletionRequest
+from ready2unlearn.engine.fit import fit
+from ready2unlearn.engine.method import Context, build_method, method_config
+from ready2unlearn.engine.stop import StopConfig
+from ready2unlearn.engine.unlearn import unlearn_model
+from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.readiness import ReadinessObjective, ReadyConfig
 from ready2unlearn.readiness.baselines import NegativeTrainingObjective, fit_downweighted
 from ready2unlearn.readiness.sampler import RevocableSet
-from ready2unlearn.recipes.train import TrainConfig, fit
-from ready2unlearn.recipes.unlearn import unlearn_model
+from ready2unlearn.recipes.train import TrainConfig
 from ready2unlearn.report.stats import censored_ratio, paired_difference, paired_ratio
 from ready2unlearn.task import ClassificationTask, accuracy_and_loss
-from ready2unlearn.unlearn.base import Context, build_method, method_config
-from ready2unlearn.unlearn.config import UnlearnConfig
-from ready2unlearn.unlearn.stop import StopConfig
 
 HERE = Path(__file__).resolve().parent / "tabular"
 CLASSES, FEATURES = 6, 30

@@ -33,12 +33,13 @@ import torch
 from ready2unlearn.artifacts import versions, write_json
 from ready2unlearn.config import from_dict, to_dict
 from ready2unlearn.data import DeletionRequest, load_split
+from ready2unlearn.engine.fit import fit
+from ready2unlearn.engine.unlearn import unlearn_model, view_metrics
+from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.models import build_model
-from ready2unlearn.recipes.train import fit, load_config
-from ready2unlearn.recipes.unlearn import unlearn_model, view_metrics
+from ready2unlearn.recipes.train import load_config
 from ready2unlearn.runtime import seed_everything
 from ready2unlearn.unlearn import METHODS, ClassificationTask, Context, MethodConfig, StopConfig, build_method
-from ready2unlearn.unlearn.config import UnlearnConfig
 
 SETTINGS = [
     ("digits-mlp", [], "class:3"),

@@ -12,7 +12,7 @@ Public API (stable names; see the README for a tour):
 
 ``unlearn`` and ``evaluate`` share their names with the subpackages :mod:`ready2unlearn.unlearn` (methods) and
 :mod:`ready2unlearn.evaluate` (metrics): as attributes of the package they are the functions, and the
-subpackages are imported by their full names (``from ready2unlearn.unlearn.stop import StopConfig``).
+subpackages are imported by their full names (``from ready2unlearn.unlearn import METHODS``).
 """
 
 from importlib import metadata
@@ -29,13 +29,14 @@ from ready2unlearn.data import (
     Split,
     load_split,
 )
+from ready2unlearn.engine.fit import fit
+from ready2unlearn.engine.stop import StopConfig
+from ready2unlearn.engine.unlearn import UnlearnResult
 from ready2unlearn.errors import ConfigError, DataError, R2UError, RequestError
 from ready2unlearn.models import MODELS, ModelConfig, build_model
 from ready2unlearn.optim import OptimConfig
-from ready2unlearn.recipes.train import TrainConfig, fit
+from ready2unlearn.recipes.train import TrainConfig
 from ready2unlearn.recipes.train import run as train
-from ready2unlearn.recipes.unlearn import UnlearnResult
-from ready2unlearn.unlearn.stop import StopConfig
 
 try:
     __version__ = metadata.version("ready2unlearn")

@@ -7,7 +7,7 @@ No pickle is involved: optimiser tensors go to safetensors, everything else to J
 
 A state that cannot be read back (a file cut short, a ``state.json`` that is not what this module wrote,
 tensors that do not fit the model) is a one-line :class:`~ready2unlearn.errors.DataError`, never a
-traceback: the run's config is checked against the state's before (see ``recipes/train.py``), so what is
+traceback: the run's config is checked against the state's before (see ``engine/fit.py``), so what is
 left is damage to the files.
 """
 

@@ -38,10 +38,10 @@ from torch import nn
 from accelerate import PartialState
 from ready2unlearn import DataConfig, TrainConfig, fit, load_split
 from ready2unlearn.config import from_dict
-import ready2unlearn.recipes.train as recipe
+import ready2unlearn.engine.fit as engine
 
 wrapped = []
-real_accelerator = recipe._accelerator
+real_accelerator = engine._accelerator
 
 
 def spy():  # records the module `fit` trains through
@@ -57,7 +57,7 @@ def spy():  # records the module `fit` trains through
     return accel
 
 
-recipe._accelerator = spy
+engine._accelerator = spy
 torch.set_num_threads(1)
 cfg = from_dict(TrainConfig, json.loads(sys.argv[2]))
 split = load_split(DataConfig(name="digits"))

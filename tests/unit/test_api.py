@@ -13,12 +13,13 @@ from torch import nn
 import ready2unlearn as r2u
 from ready2unlearn import ArrayDataset, DataConfig, DeletionRequest, StopConfig, TrainConfig, fit, load_split
 from ready2unlearn.api import from_hf_dataset
+from ready2unlearn.engine.method import Context, build_method, method_config
+from ready2unlearn.engine.unlearn import unlearn_model
+from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.errors import ConfigError, DataError, RequestError
 from ready2unlearn.recipes import train as train_recipe
-from ready2unlearn.recipes.unlearn import unlearn_model
 from ready2unlearn.task import ClassificationTask
-from ready2unlearn.unlearn.base import Context, build_method, method_config
-from ready2unlearn.unlearn.config import UnlearnConfig
+from ready2unlearn.unlearn import retrain as retrain_method
 
 
 def mlp() -> nn.Module:
@@ -213,13 +214,13 @@ def test_evaluate_drops_relearn_sets_a_small_forget_set_cannot_hold(digits):
 def fit_spy(monkeypatch):
     """Records the training data and the starting weights of every `fit` call the retrain method makes."""
     calls = []
-    real_fit = train_recipe.fit
+    real_fit = retrain_method.fit
 
     def spy(model, train, test, cfg, **kw):
         calls.append({"ids": train.ids.clone(), "start": copy.deepcopy(model.state_dict()), "cfg": cfg})
         return real_fit(model, train, test, cfg, **kw)
 
-    monkeypatch.setattr(train_recipe, "fit", spy)
+    monkeypatch.setattr(retrain_method, "fit", spy)
     return calls
 
 

@@ -27,6 +27,7 @@ import torch
 from ready2unlearn.artifacts import CARD, WEIGHTS, save_checkpoint
 from ready2unlearn.cli.main import main
 from ready2unlearn.data.request import DeletionRequest
+from ready2unlearn.engine.fit import TrainingDiverged, fit
 from ready2unlearn.errors import ConfigError, RequestError
 from ready2unlearn.recipes import train as train_recipe
 
@@ -423,8 +424,8 @@ def test_fit_stops_on_a_non_finite_loss_before_stepping(tmp_path):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 4))
     cfg = from_dict(train_recipe.TrainConfig, {"epochs": 2, "batch_size": 32, "optim": {"lr": float("inf")}})
-    with pytest.raises(train_recipe.TrainingDiverged, match=r"training diverged at epoch 1 step \d+: loss is nan"):
-        train_recipe.fit(model, data, None, cfg, state_dir=tmp_path / "state", show_progress=False)
+    with pytest.raises(TrainingDiverged, match=r"training diverged at epoch 1 step \d+: loss is nan"):
+        fit(model, data, None, cfg, state_dir=tmp_path / "state", show_progress=False)
     assert not (tmp_path / "state").exists()  # no epoch finished, so no state was saved
 
 

@@ -19,10 +19,12 @@ pytest.importorskip("peft")
 
 from ready2unlearn.data.base import ArrayDataset, DataSpec
 from ready2unlearn.data.lm import IGNORE, QATemplate, encode_qa, qa_dataset
+from ready2unlearn.engine.fit import fit
+from ready2unlearn.engine.method import Batch, build_method
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.evaluate.language import greedy_generate
 from ready2unlearn.evaluate.metrics import EvalOutputs, compute
-from ready2unlearn.integrations.hf import (
+from ready2unlearn.hf import (
     LoraSettings,
     TinyLMConfig,
     apply_lora,
@@ -34,9 +36,8 @@ from ready2unlearn.optim import OptimConfig
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.inner import simulate_unlearning, trainable_params
 from ready2unlearn.readiness.objective import ReadinessObjective
-from ready2unlearn.recipes.train import TrainConfig, fit
+from ready2unlearn.recipes.train import TrainConfig
 from ready2unlearn.task import CausalLMTask
-from ready2unlearn.unlearn.base import Batch, build_method
 
 from ..conftest import kit_available
 

@@ -12,13 +12,13 @@ import pytest
 from ready2unlearn.artifacts import sha256_file
 from ready2unlearn.cli.main import main
 from ready2unlearn.data import DeletionRequest
+from ready2unlearn.engine.unlearn_config import load_unlearn_config
 from ready2unlearn.errors import R2UError
 from ready2unlearn.ledger import Ledger, ProcessConfig, Worker, process, schema, verify_certificate
 from ready2unlearn.ledger.certificate import HASH_FIELD
 from ready2unlearn.ledger.store import CorruptModel, LedgerError
 from ready2unlearn.recipes.unlearn import run as unlearn_run
 from ready2unlearn.unlearn import StopConfig
-from ready2unlearn.unlearn.config import load_unlearn_config
 
 FAST = ProcessConfig(relearn_steps=5, poll_seconds=0.05)
 

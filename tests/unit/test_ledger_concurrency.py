@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 import ready2unlearn
+from ready2unlearn.engine.unlearn_config import load_unlearn_config
 from ready2unlearn.ledger import Ledger, ProcessConfig, process, verify_certificate
 from ready2unlearn.ledger.store import LedgerError
 from ready2unlearn.unlearn import StopConfig
-from ready2unlearn.unlearn.config import load_unlearn_config
 
 SRC = Path(ready2unlearn.__file__).resolve().parents[1]
 

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from ready2unlearn.data import DeletionRequest
+from ready2unlearn.engine.unlearn_config import load_unlearn_config
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.unlearn import Batch, ClassificationTask, Context, build_method
-from ready2unlearn.unlearn.config import load_unlearn_config
 from ready2unlearn.unlearn.l1_sparse import l1_norm
 from ready2unlearn.unlearn.random_label import random_other_labels
 

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from ready2unlearn.data import DeletionRequest
+from ready2unlearn.engine.unlearn_config import load_unlearn_config
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.unlearn import Batch, ClassificationTask, Context, build_method
 from ready2unlearn.unlearn import ssd as ssd_module
-from ready2unlearn.unlearn.config import load_unlearn_config
 from ready2unlearn.unlearn.scrub import distill_kl
 from ready2unlearn.unlearn.ssd import dampen, diagonal_importance
 

@@ -7,15 +7,15 @@ import torch
 from torch import nn
 
 from ready2unlearn.config import from_dict
+from ready2unlearn.engine.fit import fit
+from ready2unlearn.engine.method import Batch
+from ready2unlearn.engine.unlearn import unlearn_model
+from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.readiness import ReadyConfig
 from ready2unlearn.readiness import objective as objective_module
 from ready2unlearn.readiness.objective import readiness_loss
-from ready2unlearn.recipes.train import fit
-from ready2unlearn.recipes.unlearn import unlearn_model
 from ready2unlearn.unlearn import ClassificationTask, MethodConfig, StopConfig, build_method
-from ready2unlearn.unlearn.base import Batch
-from ready2unlearn.unlearn.config import UnlearnConfig
 
 from ..conftest import toy_ctx, toy_train_config
 

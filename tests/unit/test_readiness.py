@@ -357,7 +357,7 @@ def test_objective_schedule_scales_with_meta_every_and_skips_warmup():
 
 
 def test_fit_with_readiness_and_sample_weights_runs_and_weights_matter():
-    from ready2unlearn.recipes.train import fit
+    from ready2unlearn.engine.fit import fit
     from tests.conftest import toy_model, toy_train_config
 
     train, test = make_blobs(240, seed=0), make_blobs(80, seed=1)

@@ -12,17 +12,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from ready2unlearn.config import from_dict
+from ready2unlearn.engine.fit import fit
+from ready2unlearn.engine.method import Context
+from ready2unlearn.engine.stop import StopConfig
+from ready2unlearn.engine.unlearn import unlearn_model
+from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.readiness import ReadinessObjective, ReadyConfig, readiness_loss, trainable_params
 from ready2unlearn.readiness.calibrate import calibrate_alpha
 from ready2unlearn.readiness.dual import DualLambda
 from ready2unlearn.readiness.sampler import RequestSampler
-from ready2unlearn.recipes.train import fit
-from ready2unlearn.recipes.unlearn import unlearn_model
 from ready2unlearn.unlearn import Batch, ClassificationTask, build_method
-from ready2unlearn.unlearn.base import Context
-from ready2unlearn.unlearn.config import UnlearnConfig
-from ready2unlearn.unlearn.stop import StopConfig
 from tests.conftest import make_blobs, toy_train_config
 
 

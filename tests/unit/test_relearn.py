@@ -8,11 +8,12 @@ import torch
 
 from ready2unlearn.attacks.relearn import RelearnConfig, build_relearn_set, relearn_attack
 from ready2unlearn.config import from_dict
+from ready2unlearn.engine.fit import fit
+from ready2unlearn.engine.unlearn import unlearn_model
+from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.errors import ConfigError
-from ready2unlearn.recipes.unlearn import unlearn_model
 from ready2unlearn.report.readiness import relearn_mean
 from ready2unlearn.unlearn import ClassificationTask, MethodConfig, StopConfig, build_method
-from ready2unlearn.unlearn.config import UnlearnConfig
 
 from ..conftest import toy_ctx
 
@@ -83,7 +84,7 @@ def digits_models():
     split = load_split(cfg.data)
     torch.manual_seed(0)
     model = build_model(cfg.model, split.spec)
-    train_recipe.fit(model, split.train, split.test, cfg, show_progress=False)
+    fit(model, split.train, split.test, cfg, show_progress=False)
     views = DeletionRequest.for_classes(3).resolve(split.train, split.test, 10)
     task = ClassificationTask(10)
     models = {}

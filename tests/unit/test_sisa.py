@@ -185,9 +185,9 @@ def test_cli_sisa_train_and_exact_unlearn(tmp_path, monkeypatch):
 
 def test_ledger_serves_a_sisa_model_exactly_and_certifies_it(tmp_path, monkeypatch):
     from ready2unlearn.cli.main import main
+    from ready2unlearn.engine.unlearn_config import load_unlearn_config
     from ready2unlearn.ledger import Ledger, ProcessConfig, process, verify_certificate
     from ready2unlearn.ledger.certificate import OUTCOME_EXACT
-    from ready2unlearn.unlearn.config import load_unlearn_config
 
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--dataset", "digits", "--model", "mlp", "--epochs", "2", "--sisa.shards", "2",

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from ready2unlearn.engine.stop import StopConfig
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.report.stats import (
     CensoredRatio,
@@ -17,7 +18,6 @@ from ready2unlearn.report.stats import (
     paired_ratio,
     ratio_from_dict,
 )
-from ready2unlearn.unlearn.stop import StopConfig
 
 
 # -- censored ratios -------------------------------------------------------------------------------------------

@@ -9,10 +9,11 @@ from ready2unlearn import load_checkpoint
 from ready2unlearn.artifacts import atomic_write, read_card, save_checkpoint, sha256_file
 from ready2unlearn.config import from_dict, to_dict
 from ready2unlearn.data.base import DataSpec
+from ready2unlearn.engine.fit import FitConfig, fit
 from ready2unlearn.errors import R2UError
 from ready2unlearn.evaluate import accuracy_and_loss
 from ready2unlearn.models import build_model
-from ready2unlearn.recipes.train import TrainConfig, fit, load_config, run
+from ready2unlearn.recipes.train import TrainConfig, load_config, run
 
 from ..conftest import make_blobs
 
@@ -182,3 +183,12 @@ def test_atomic_write_gives_ordinary_file_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_fit_config_is_the_loop_share_of_train_config():
+    """FitConfig (what retrain and SISA stages train with) keeps TrainConfig's names and defaults."""
+    full, loop = to_dict(TrainConfig()), to_dict(FitConfig())
+    assert loop == {k: full[k] for k in loop}
+    cfg = TrainConfig(epochs=3, batch_size=16, seed=7, grad_clip=1.0)
+    assert FitConfig.from_train_config(to_dict(cfg)) == FitConfig.of(cfg)
+    assert FitConfig.of(cfg, epochs=1).epochs == 1 and FitConfig.of(cfg).optim == cfg.optim

@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from ready2unlearn.config import from_dict
+from ready2unlearn.engine.fit import fit
+from ready2unlearn.engine.unlearn import unlearn_model
+from ready2unlearn.engine.unlearn_config import UnlearnConfig, load_unlearn_config
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.evaluate import accuracy_and_loss
-from ready2unlearn.recipes.train import fit
-from ready2unlearn.recipes.unlearn import unlearn_model
 from ready2unlearn.unlearn import ClassificationTask, MethodConfig, StopConfig, build_method
-from ready2unlearn.unlearn.config import UnlearnConfig, load_unlearn_config
 from ready2unlearn.unlearn.ga import GAConfig, GradientAscent
 
 from ..conftest import toy_ctx, toy_model, toy_train_config

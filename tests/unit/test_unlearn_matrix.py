@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 from ready2unlearn.config import from_dict, to_dict
+from ready2unlearn.engine.unlearn import unlearn_model
+from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.evaluate import accuracy_and_loss
-from ready2unlearn.recipes.unlearn import unlearn_model
 from ready2unlearn.unlearn import METHODS, Batch, ClassificationTask, MethodConfig, StopConfig, build_method
-from ready2unlearn.unlearn.config import UnlearnConfig
 
 from ..conftest import toy_ctx
 

@@ -9,10 +9,10 @@ from ready2unlearn.artifacts import sha256_file
 from ready2unlearn.cli.main import main
 from ready2unlearn.config import from_dict
 from ready2unlearn.data import DeletionRequest
+from ready2unlearn.engine.unlearn_config import UnlearnConfig, load_unlearn_config
 from ready2unlearn.errors import ConfigError, R2UError, RequestError
 from ready2unlearn.recipes.unlearn import run
 from ready2unlearn.unlearn import StopConfig
-from ready2unlearn.unlearn.config import UnlearnConfig, load_unlearn_config
 
 from ..conftest import train_digits
 

@@ -13,11 +13,11 @@ from torch import nn
 from ready2unlearn.api.inputs import RequestLike, model_device, resolve_views
 from ready2unlearn.api.unlearning import unlearn_config
 from ready2unlearn.config import to_dict
+from ready2unlearn.engine.method import Context, build_method
+from ready2unlearn.engine.unlearn import unlearn_model
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.recipes.train import TrainConfig
-from ready2unlearn.recipes.unlearn import unlearn_model
 from ready2unlearn.task import ClassificationTask
-from ready2unlearn.unlearn.base import Context, build_method
 
 #: What :func:`retrain` builds its fresh model from: a zero-argument factory, or a module to re-initialise.
 ModelSource = nn.Module | Callable[[], nn.Module]

@@ -1,6 +1,6 @@
 """``ready2unlearn.unlearn``: serve one deletion request on any classifier, in one call.
 
-The same engine as ``r2u unlearn`` (:func:`~ready2unlearn.recipes.unlearn.unlearn_model`) with the same
+The same engine as ``r2u unlearn`` (:func:`~ready2unlearn.engine.unlearn.unlearn_model`) with the same
 defaults (each method's shipped preset), so a result here and on the command line agree. The pieces it
 assembles — :class:`UnlearnConfig`, a :class:`Context`, :func:`build_method`, the request's views — stay public
 for those who need more control.
@@ -15,13 +15,13 @@ from torch import nn
 
 from ready2unlearn.api.inputs import RequestLike, model_device, resolve_views
 from ready2unlearn.config import from_dict, to_dict
+from ready2unlearn.engine.method import Context, build_method
+from ready2unlearn.engine.stop import StopConfig
+from ready2unlearn.engine.unlearn import UnlearnResult, reference_value, unlearn_model
+from ready2unlearn.engine.unlearn_config import UnlearnConfig, load_unlearn_config
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.recipes.train import TrainConfig
-from ready2unlearn.recipes.unlearn import UnlearnResult, reference_value, unlearn_model
 from ready2unlearn.task import ClassificationTask
-from ready2unlearn.unlearn.base import Context, build_method
-from ready2unlearn.unlearn.config import UnlearnConfig, load_unlearn_config
-from ready2unlearn.unlearn.stop import StopConfig
 
 
 def unlearn_config(
@@ -107,7 +107,7 @@ def unlearn(
         **method_kwargs: The method's own settings.
 
     Returns:
-        The :class:`~ready2unlearn.recipes.unlearn.UnlearnResult`: steps, stop reason, whether the target was
+        The :class:`~ready2unlearn.engine.unlearn.UnlearnResult`: steps, stop reason, whether the target was
         reached, the unlearning curve.
 
     Raises:

@@ -7,9 +7,12 @@ import json
 from pathlib import Path
 
 from ready2unlearn.artifacts import check_writable
+from ready2unlearn.cli import ready_bench
 from ready2unlearn.cli.common import add_preset_run_args, add_track, console, esc, track_run
 from ready2unlearn.config import list_presets, load_yaml
 from ready2unlearn.recipes.bench import run_bench
+from ready2unlearn.recipes.lm_bench import run_lm_bench
+from ready2unlearn.recipes.muse_eval import run_muse_eval
 from ready2unlearn.tracking import Tracker, flatten
 
 
@@ -61,8 +64,6 @@ def run_group(args: argparse.Namespace) -> int:
     """Runs the preset with the runner of its group (``bench``, ``ready_bench`` or ``lm_bench``)."""
     group = preset_group(args.preset)
     if group == "ready_bench":
-        from ready2unlearn.cli import ready_bench
-
         return ready_bench.run(args)
     if group == "lm_bench":
         return run_lm(args)
@@ -78,8 +79,6 @@ def run_group(args: argparse.Namespace) -> int:
 
 def run_lm(args: argparse.Namespace) -> int:
     """Runs a TOFU (``lm_bench``) preset and prints forget quality / model utility per model."""
-    from ready2unlearn.recipes.lm_bench import run_lm_bench
-
     overrides = [*args.overrides, *([f"train.data.data_dir={args.data_dir}"] if args.data_dir else [])]
     results = run_lm_bench(args.preset, args.out, overrides, show_progress=not args.quiet)
     for row in results["summary"]["table"]:
@@ -92,8 +91,6 @@ def run_lm(args: argparse.Namespace) -> int:
 
 def run_muse(args: argparse.Namespace) -> int:
     """Runs a MUSE (``muse_eval``) preset and prints each model's MUSE metrics."""
-    from ready2unlearn.recipes.muse_eval import run_muse_eval
-
     overrides = [*args.overrides, *([f"data_dir={args.data_dir}"] if args.data_dir else [])]
     results = run_muse_eval(args.preset, args.out, overrides)
     for row in results["models"]:

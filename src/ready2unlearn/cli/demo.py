@@ -20,11 +20,12 @@ from ready2unlearn.artifacts import check_writable, now_iso, versions, write_jso
 from ready2unlearn.attacks.relearn import RelearnConfig
 from ready2unlearn.cli.common import add_quiet, console, esc
 from ready2unlearn.data.request import DeletionRequest
+from ready2unlearn.engine.unlearn_config import load_unlearn_config
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.recipes import train as train_recipe
 from ready2unlearn.recipes import unlearn as unlearn_recipe
 from ready2unlearn.recipes.evaluate import evaluate_checkpoint
-from ready2unlearn.unlearn.config import load_unlearn_config
+from ready2unlearn.report import write_report
 
 REQUEST = "class:3"
 REVOCABLE = "3,5,7"
@@ -152,8 +153,6 @@ def _story_table(std_card, ready_card, cards, result, ready_result) -> Table:
 def _write_report(out: Path, result: dict[str, Any], ga_card: dict[str, Any], ret_card: dict[str, Any],
                   ready_result: dict[str, Any], ready_card: dict[str, Any]):  # fmt: skip
     """Renders the demo's models (standard and ready, each GA-unlearned, and the retrained one) as a report."""
-    from ready2unlearn.report import write_report
-
     ga, ret = ga_card["unlearn"]["result"], ret_card["unlearn"]["result"]
     common = {"setting": REQUEST, "seed": 0, "variant": "standard", "request": result["request"],
               "views": result["views"], "reference_metrics": result["reference"]["metrics"]}  # fmt: skip

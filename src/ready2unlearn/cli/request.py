@@ -12,10 +12,10 @@ from rich.text import Text
 
 from ready2unlearn.cli.common import add_data_dir, add_quiet, console, esc
 from ready2unlearn.cli.unlearn import add_unlearn_flags, overrides_from_flags
+from ready2unlearn.engine.unlearn_config import load_unlearn_config
 from ready2unlearn.errors import R2UError
 from ready2unlearn.ledger.process import ProcessConfig, process
 from ready2unlearn.ledger.store import Ledger, LedgerError, RequestRejected
-from ready2unlearn.unlearn.config import load_unlearn_config
 
 EPILOG = """the ledger is bound to the first checkpoint it is given (request add/process --checkpoint DIR): that
 model's dataset validates every request, and the model is the root of the lineage.

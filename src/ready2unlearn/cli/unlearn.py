@@ -9,11 +9,11 @@ from typing import Any
 from ready2unlearn.cli.common import add_data_dir, add_quiet, add_track, console, esc, metrics_table, track_run
 from ready2unlearn.config import to_dict
 from ready2unlearn.data.request import DeletionRequest
+from ready2unlearn.engine.unlearn_config import load_unlearn_config
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.recipes import sisa as sisa_recipe
 from ready2unlearn.recipes import unlearn as unlearn_recipe
 from ready2unlearn.tracking import Tracker
-from ready2unlearn.unlearn.config import load_unlearn_config
 
 EPILOG = """requests (repeat --request to replay a sequence; each gets its own checkpoint):
   class:3  class:3,5  random:0.01  random:0.1@SEED  samples:ids.txt  samples:12,40  group:COLUMN=VALUE

@@ -9,6 +9,7 @@ from rich.table import Table
 from ready2unlearn.cli.common import console, esc
 from ready2unlearn.cli.ls import PRESET_GROUPS
 from ready2unlearn.config import list_presets
+from ready2unlearn.engine.unlearn_config import load_unlearn_config
 from ready2unlearn.errors import R2UError
 from ready2unlearn.recipes import train as train_recipe
 from ready2unlearn.recipes.bench import load_bench_config
@@ -16,7 +17,6 @@ from ready2unlearn.recipes.lm_bench import load_lm_bench_config
 from ready2unlearn.recipes.muse_eval import load_muse_eval_config
 from ready2unlearn.recipes.plan_config import load_plan_config
 from ready2unlearn.recipes.ready_bench import load_ready_bench_config
-from ready2unlearn.unlearn.config import load_unlearn_config
 
 LOADERS = {
     "train": lambda preset: train_recipe.load_config(preset),

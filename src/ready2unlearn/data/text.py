@@ -22,6 +22,7 @@ import torch
 from ready2unlearn.data.base import ArrayDataset, DataSpec, Split
 from ready2unlearn.data.files import find_file, read_verified
 from ready2unlearn.errors import DataError
+from ready2unlearn.hf import load_tokenizer
 
 PAD, UNK = 0, 1
 _TOKEN = re.compile(r"[a-z0-9']+")
@@ -79,8 +80,6 @@ def text_split(
     pretrained model; otherwise by a word vocabulary built from the training texts.
     """
     if tokenizer is not None:
-        from ready2unlearn.integrations.hf import load_tokenizer
-
         tok = load_tokenizer(tokenizer)
         size = len(tok)
         meta = {**meta, "tokenizer": tokenizer, "pad_token_id": tok.pad_token_id}

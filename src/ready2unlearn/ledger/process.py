@@ -38,6 +38,8 @@ from ready2unlearn.checkpoint import load_checkpoint
 from ready2unlearn.config import check, to_dict
 from ready2unlearn.data.base import Split
 from ready2unlearn.data.request import DeletionRequest
+from ready2unlearn.data.sequence import plan_requests
+from ready2unlearn.engine.unlearn_config import UnlearnConfig, load_unlearn_config
 from ready2unlearn.errors import R2UError, RequestError
 from ready2unlearn.ledger.certificate import (
     OUTCOME_ALREADY_MET,
@@ -51,7 +53,6 @@ from ready2unlearn.recipes import sisa as sisa_recipe
 from ready2unlearn.recipes import unlearn as unlearn_recipe
 from ready2unlearn.recipes.evaluate import evaluate_checkpoint
 from ready2unlearn.task import accuracy_and_loss
-from ready2unlearn.unlearn.config import UnlearnConfig, load_unlearn_config
 from ready2unlearn.unlearn.sisa_checkpoint import is_sisa
 
 
@@ -270,7 +271,7 @@ def _combined(
     split: Split, reqs: Sequence[DeletionRequest], forgotten: Sequence[int]
 ) -> tuple[DeletionRequest, dict[int, list[int]]]:
     """One ``samples`` request for a batch: the union of what each request forgets, resolved in order."""
-    plans = unlearn_recipe.plan_requests(split, reqs, forgotten)
+    plans = plan_requests(split, reqs, forgotten)
     ids = sorted({int(i) for v in plans for i in v.forget.ids.tolist()})
     per = {i: v.forget.ids.tolist() for i, v in enumerate(plans)}
     return DeletionRequest.for_samples(ids), per

@@ -16,8 +16,8 @@ import numpy as np
 
 from ready2unlearn.data.base import Split
 from ready2unlearn.data.request import DeletionRequest
+from ready2unlearn.data.sequence import plan_requests
 from ready2unlearn.errors import RequestError
-from ready2unlearn.recipes.unlearn import plan_requests
 
 LEDGER_KINDS: tuple[str, ...] = ("class", "samples", "group")
 

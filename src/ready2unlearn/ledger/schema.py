@@ -22,7 +22,8 @@ import json
 import sqlite3
 from collections.abc import Callable
 
-from ready2unlearn.errors import R2UError
+from ready2unlearn.errors import R2UError, RequestError
+from ready2unlearn.ledger.requests import dedup_key, parse_request
 
 STATUSES = ("pending", "running", "done", "failed", "rejected")
 
@@ -106,9 +107,6 @@ INSERT INTO covered_through (id, request_id) VALUES (1, 0);
 
 def _v2_backfill(conn: sqlite3.Connection) -> None:
     """Version 1 stored only kind and target text: derive the structured spec and duplicate key."""
-    from ready2unlearn.errors import RequestError
-    from ready2unlearn.ledger.requests import dedup_key, parse_request
-
     for rid, kind, target in conn.execute("SELECT id, kind, target FROM requests WHERE spec IS NULL").fetchall():
         try:
             req = parse_request(kind, target)

@@ -14,7 +14,7 @@ from torch import nn
 
 from ready2unlearn.config import check
 from ready2unlearn.data.base import DataSpec
-from ready2unlearn.integrations.hf import (
+from ready2unlearn.hf import (
     MINILM,
     SMOLLM2,
     LoraSettings,
@@ -74,7 +74,7 @@ def build_hf_causal_lm(cfg: HFCausalLMConfig, spec: DataSpec) -> nn.Module:
 
 @dataclass
 class TinyLMModelConfig(ModelConfig, TinyLMConfig):
-    """Small Llama-style causal LM from scratch; sizes as in :class:`~ready2unlearn.integrations.hf.TinyLMConfig`."""
+    """Small Llama-style causal LM from scratch; sizes as in :class:`~ready2unlearn.hf.TinyLMConfig`."""
 
     name: str = "tiny_lm"
 

@@ -24,10 +24,10 @@ from torch import nn
 
 from ready2unlearn.config import check, to_dict
 from ready2unlearn.data.base import ArrayDataset
+from ready2unlearn.engine.fit import FitResult, FitSettings, final_metrics, fit
 from ready2unlearn.optim import build_optimizer, build_scheduler
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.sampler import RequestSampler
-from ready2unlearn.recipes.train import FitResult, TrainConfig, final_metrics, fit
 from ready2unlearn.runtime import seed_everything
 from ready2unlearn.task import ClassificationTask, Task
 
@@ -52,7 +52,7 @@ class DPConfig:
         check(0 < self.delta < 1, "dp.delta must be in (0, 1)")
 
 
-def fit_dp_sgd(model: nn.Module, train: ArrayDataset, test: ArrayDataset | None, cfg: TrainConfig,
+def fit_dp_sgd(model: nn.Module, train: ArrayDataset, test: ArrayDataset | None, cfg: FitSettings,
                dp: DPConfig) -> tuple[FitResult, float]:  # fmt: skip
     """Trains ``model`` in place with DP-SGD (Opacus, Poisson sampling, RDP accountant).
 
@@ -115,7 +115,7 @@ def fit_dp_sgd(model: nn.Module, train: ArrayDataset, test: ArrayDataset | None,
     return FitResult(history, metrics, seconds), epsilon
 
 
-def fit_downweighted(model: nn.Module, train: ArrayDataset, test: ArrayDataset | None, cfg: TrainConfig,
+def fit_downweighted(model: nn.Module, train: ArrayDataset, test: ArrayDataset | None, cfg: FitSettings,
                      positions: torch.Tensor | list[int], weight: float) -> FitResult:  # fmt: skip
     """Standard training with the loss of rows ``positions`` (the revocable set) multiplied by ``weight``.
 
@@ -136,7 +136,7 @@ class NegativeTrainingObjective:
     term is constant and passes no gradient). Everything but the simulated unlearning is the readiness
     objective's: the same :class:`~ready2unlearn.readiness.RequestSampler` over the same revocable set, the
     same λ, λ1 (``efficiency``), cap, ``meta_every`` (λ scaled by it) and ``start_epoch``. Plugs into
-    :func:`~ready2unlearn.recipes.train.fit` as ``regularizer=``.
+    :func:`~ready2unlearn.engine.fit.fit` as ``regularizer=``.
 
     Args:
         cfg: The ready config whose knobs it copies (its kind-dependent defaults are resolved).

@@ -29,13 +29,13 @@ from torch import nn
 from ready2unlearn.config import check
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.request import DeletionRequest, RequestViews
+from ready2unlearn.engine.method import Context, build_method
+from ready2unlearn.engine.stop import StopConfig
+from ready2unlearn.engine.unlearn import unlearn_model
+from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.sampler import RequestSampler
-from ready2unlearn.recipes.unlearn import unlearn_model
 from ready2unlearn.task import ClassificationTask, Task
-from ready2unlearn.unlearn.base import Context, build_method
-from ready2unlearn.unlearn.config import UnlearnConfig
-from ready2unlearn.unlearn.stop import StopConfig
 
 
 @dataclass

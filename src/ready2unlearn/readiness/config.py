@@ -9,7 +9,7 @@ from typing import Literal
 
 from ready2unlearn.config import check
 from ready2unlearn.data.request import DeletionRequest
-from ready2unlearn.unlearn.base import METHODS, MethodConfig, method_config
+from ready2unlearn.engine.method import METHODS, MethodConfig, method_config
 
 #: Unlearning methods readiness can prepare for: the gradient-ascent family, whose loss is differentiable
 #: in the parameters and needs nothing but the current model (NPO/KL references are the model itself).

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from ready2unlearn.unlearn.base import Batch, UnlearningMethod
+from ready2unlearn.engine.method import Batch, UnlearningMethod
 
 Params = dict[str, torch.Tensor]
 

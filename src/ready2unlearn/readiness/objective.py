@@ -26,6 +26,7 @@ from torch import nn
 
 from ready2unlearn.config import to_dict
 from ready2unlearn.data.base import ArrayDataset
+from ready2unlearn.engine.method import Batch, UnlearningMethod, build_method
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.readiness.calibrate import Calibration, calibrate_alpha
 from ready2unlearn.readiness.config import ReadyConfig
@@ -39,7 +40,6 @@ from ready2unlearn.readiness.inner import (
 )
 from ready2unlearn.readiness.sampler import RequestSampler
 from ready2unlearn.task import ClassificationTask, Task
-from ready2unlearn.unlearn.base import Batch, UnlearningMethod, build_method
 
 
 def readiness_loss(

@@ -26,9 +26,9 @@ import torch
 
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.request import DeletionRequest
+from ready2unlearn.engine.method import Batch
 from ready2unlearn.errors import RequestError
 from ready2unlearn.readiness.config import ReadyConfig
-from ready2unlearn.unlearn.base import Batch
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class RequestSampler:
         return self._units[self._unit_of_row[row]]
 
     def sample(self) -> Batch:
-        """One simulated request as a :class:`~ready2unlearn.unlearn.base.Batch` on the data's device."""
+        """One simulated request as a :class:`~ready2unlearn.engine.method.Batch` on the data's device."""
         forget, retain = self.sample_positions()
         x, y = self.train.x, self.train.y
         f = torch.as_tensor(forget, device=x.device)

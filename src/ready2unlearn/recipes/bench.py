@@ -34,24 +34,28 @@ from torch import nn
 
 from ready2unlearn.artifacts import now_iso, save_checkpoint, versions, write_json
 from ready2unlearn.attacks.mia import forget_set_attacks
+from ready2unlearn.attacks.proof import run_proof
 from ready2unlearn.attacks.relearn import RelearnConfig, relearn_attack
 from ready2unlearn.checkpoint import load_checkpoint
 from ready2unlearn.config import apply_overrides, check, from_dict, load_yaml, resolve_preset, to_dict
 from ready2unlearn.data.base import Split
 from ready2unlearn.data.registry import load_split
 from ready2unlearn.data.request import DeletionRequest, RequestViews
+from ready2unlearn.engine.fit import fit
+from ready2unlearn.engine.method import Context, MethodConfig, build_method, method_config
+from ready2unlearn.engine.stop import StopConfig
+from ready2unlearn.engine.unlearn import unlearn_model
+from ready2unlearn.engine.unlearn_config import UnlearnConfig
+from ready2unlearn.errors import ConfigError
 from ready2unlearn.evaluate.metrics import EvalOutputs, compute, gaps
 from ready2unlearn.models.registry import build_model
 from ready2unlearn.progress import progress_bar
 from ready2unlearn.recipes.cache import cache_key, cache_record, load_json, matches, store_json
-from ready2unlearn.recipes.train import TrainConfig, fit
+from ready2unlearn.recipes.train import TrainConfig
 from ready2unlearn.recipes.train import load_config as load_train_config
-from ready2unlearn.recipes.unlearn import unlearn_model
+from ready2unlearn.report import summarise, write_report
 from ready2unlearn.runtime import resolve_device, seed_everything
 from ready2unlearn.task import ClassificationTask
-from ready2unlearn.unlearn.base import Context, MethodConfig, build_method, method_config
-from ready2unlearn.unlearn.config import UnlearnConfig
-from ready2unlearn.unlearn.stop import StopConfig
 
 
 @dataclass
@@ -378,8 +382,6 @@ class BenchRunner:
         ``retrain`` row scores N more retrained models (seeds 2000..) against the same side: the forgetting
         quality a perfect unlearner reaches at this N, since the statistic is biased below 1.
         """
-        from ready2unlearn.attacks.proof import run_proof
-
         pc = self.cfg.proof
         if pc.n == 0:
             return {}
@@ -448,8 +450,6 @@ class BenchRunner:
             "proof": self.run_proof(),
         }
         try:
-            from ready2unlearn.report import summarise, write_report
-
             results["summary"] = summarise(cells, SUMMARY_METRICS)
             write_json(self.out / "results.json", results)
             write_report(results, self.out)
@@ -493,8 +493,6 @@ def run_resumable(runner_cls: type[BenchRunner], cfg: Any, preset_path: str, out
     """
     saved = Path(out_dir) / "bench_config.json"
     if saved.exists() and json.loads(saved.read_text(encoding="utf-8"))["config"] != to_dict(cfg):
-        from ready2unlearn.errors import ConfigError
-
         raise ConfigError(f"{out_dir} holds a benchmark run with a different config; resume it with the same "
                           "preset and overrides, or choose another --out")  # fmt: skip
     t0 = time.perf_counter()

@@ -20,9 +20,10 @@ from ready2unlearn.attacks.relearn import RelearnConfig, relearn_attack
 from ready2unlearn.checkpoint import load_checkpoint
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.request import DeletionRequest, RequestViews
+from ready2unlearn.data.sequence import plan_requests
 from ready2unlearn.errors import R2UError, RequestError
 from ready2unlearn.evaluate.metrics import EvalOutputs, compute, gaps
-from ready2unlearn.recipes.unlearn import load_matching_split, plan_requests
+from ready2unlearn.recipes.unlearn import load_matching_split
 
 
 def _check_reference(ref_card: dict[str, Any], card: dict[str, Any], request: DeletionRequest, path: Any) -> None:

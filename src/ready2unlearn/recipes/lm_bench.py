@@ -39,19 +39,23 @@ from ready2unlearn.data.files import data_root
 from ready2unlearn.data.lm import QATemplate, qa_dataset
 from ready2unlearn.data.request import DeletionRequest
 from ready2unlearn.data.tofu import FORGET_SPLITS, QA_PER_AUTHOR, load_tofu, load_tofu_file
+from ready2unlearn.engine.fit import fit
+from ready2unlearn.engine.method import Context, MethodConfig, build_method, method_config
+from ready2unlearn.engine.stop import StopConfig
+from ready2unlearn.engine.unlearn import unlearn_model
+from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.evaluate.language import sequence_mia_auc
 from ready2unlearn.evaluate.tofu_metrics import tofu_eval, tofu_forget_quality
+from ready2unlearn.hf import load_tokenizer, train_tokenizer
 from ready2unlearn.models.registry import build_model, count_parameters
 from ready2unlearn.progress import progress_bar
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.objective import ReadinessObjective
-from ready2unlearn.recipes.train import TrainConfig, fit
-from ready2unlearn.recipes.unlearn import unlearn_model
+from ready2unlearn.recipes.bench import run_resumable
+from ready2unlearn.recipes.train import TrainConfig
+from ready2unlearn.report.lm import write_lm_report
 from ready2unlearn.runtime import resolve_device, seed_everything
 from ready2unlearn.task import CausalLMTask
-from ready2unlearn.unlearn.base import Context, MethodConfig, build_method, method_config
-from ready2unlearn.unlearn.config import UnlearnConfig
-from ready2unlearn.unlearn.stop import StopConfig
 
 HOLDOUT = {"forget01": "holdout01", "forget05": "holdout05", "forget10": "holdout10"}
 
@@ -193,8 +197,6 @@ def _all_texts(*sources: list[dict[str, Any]] | dict[str, list[dict[str, Any]]])
 
 
 def _tokenizer(setup: TofuSetup, texts: list[str]) -> Any:
-    from ready2unlearn.integrations.hf import load_tokenizer, train_tokenizer
-
     if setup.tokenizer.startswith("train:"):
         return train_tokenizer(texts, int(setup.tokenizer.partition(":")[2]))
     return load_tokenizer(setup.tokenizer)
@@ -326,8 +328,6 @@ class LMBenchRunner:
     # -- driver -------------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         """Trains, unlearns, evaluates and writes ``results.json`` and ``report.md`` (+ plots)."""
-        from ready2unlearn.report.lm import write_lm_report
-
         self.out.mkdir(parents=True, exist_ok=True)
         write_json(self.out / "bench_config.json", {"config": to_dict(self.cfg), "preset": self.preset})
         data = self.load_data()
@@ -383,8 +383,6 @@ def run_lm_bench(preset: str, out_dir: str | Path, overrides: list[str] | tuple[
     Raises:
         ConfigError: If ``out_dir`` holds a run of a different config.
     """
-    from ready2unlearn.recipes.bench import run_resumable
-
     cfg, path = load_lm_bench_config(preset, overrides)
     t0 = time.perf_counter()
     results = run_resumable(LMBenchRunner, cfg, path, out_dir, show_progress)  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ from ready2unlearn.data.muse import CORPORA, load_muse
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.evaluate.muse import MUSE_METRICS, MuseSettings, evaluate_muse
 from ready2unlearn.evaluate.scorer import Scorer
+from ready2unlearn.hf import load_causal_lm, load_tokenizer
 from ready2unlearn.runtime import resolve_device
 
 
@@ -111,8 +112,6 @@ def run_muse_eval(preset: str, out_dir: str | Path, overrides: list[str] | tuple
         ConfigError: If no model is listed.
         DataError: If a MUSE file is missing or malformed.
     """
-    from ready2unlearn.integrations.hf import load_causal_lm, load_tokenizer
-
     cfg, path = load_muse_eval_config(preset, overrides)
     if not cfg.models:
         raise ConfigError("muse eval: no models to evaluate; add models=[{name: target, path: DIR}]")

@@ -41,6 +41,7 @@ from ready2unlearn.config import apply_overrides, from_dict, to_dict
 from ready2unlearn.data.base import Split
 from ready2unlearn.data.registry import load_split
 from ready2unlearn.data.sisa import SisaConfig
+from ready2unlearn.engine.fit import fit
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.models.registry import build_model, count_parameters
 from ready2unlearn.progress import progress_bar
@@ -59,7 +60,7 @@ from ready2unlearn.recipes.plan_stream import (
     serve_stream,
     sisa_serve,
 )
-from ready2unlearn.recipes.train import TrainConfig, fit
+from ready2unlearn.recipes.train import TrainConfig
 from ready2unlearn.recipes.train import load_config as load_train_config
 from ready2unlearn.report.plan_report import summarise_plan, write_plan_report
 from ready2unlearn.runtime import resolve_device

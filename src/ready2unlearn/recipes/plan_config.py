@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from ready2unlearn.attacks.relearn import RelearnConfig, forget_count
 from ready2unlearn.config import apply_overrides, check, from_dict, load_yaml, resolve_preset
 from ready2unlearn.data.sisa import SisaConfig
+from ready2unlearn.engine.method import MethodConfig, method_config
+from ready2unlearn.engine.stop import StopConfig
 from ready2unlearn.recipes.train import load_config as load_train_config
-from ready2unlearn.unlearn.base import MethodConfig, method_config
-from ready2unlearn.unlearn.stop import StopConfig
 
 
 def _methods(*names: str) -> list[MethodConfig]:

@@ -26,15 +26,15 @@ from ready2unlearn.attacks.mia import forget_set_attacks
 from ready2unlearn.attacks.relearn import RelearnConfig, relearn_attack
 from ready2unlearn.data.base import ArrayDataset, Split
 from ready2unlearn.data.request import DeletionRequest, RequestViews
+from ready2unlearn.engine.method import Context, MethodConfig, build_method
+from ready2unlearn.engine.stop import StopConfig
+from ready2unlearn.engine.unlearn import unlearn_model
+from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.errors import RequestError
 from ready2unlearn.evaluate.metrics import EvalOutputs, compute, gaps
 from ready2unlearn.recipes.train import TrainConfig
-from ready2unlearn.recipes.unlearn import unlearn_model
 from ready2unlearn.task import ClassificationTask
-from ready2unlearn.unlearn.base import Context, MethodConfig, build_method
-from ready2unlearn.unlearn.config import UnlearnConfig
 from ready2unlearn.unlearn.sisa import SisaModel, unlearn_sisa
-from ready2unlearn.unlearn.stop import StopConfig
 
 
 @dataclass

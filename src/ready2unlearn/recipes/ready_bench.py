@@ -35,6 +35,11 @@ from ready2unlearn.artifacts import now_iso, versions, write_json
 from ready2unlearn.attacks.relearn import relearn_attack
 from ready2unlearn.config import to_dict
 from ready2unlearn.data.request import DeletionRequest, RequestViews
+from ready2unlearn.engine.fit import fit
+from ready2unlearn.engine.method import MethodConfig, build_method, method_config
+from ready2unlearn.engine.stop import StopConfig
+from ready2unlearn.engine.unlearn import unlearn_model
+from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.evaluate.metrics import EvalOutputs, compute, gaps
 from ready2unlearn.progress import progress_bar
 from ready2unlearn.readiness.baselines import NegativeTrainingObjective, fit_downweighted, fit_dp_sgd
@@ -53,11 +58,8 @@ from ready2unlearn.recipes.ready_bench_config import (
     load_ready_bench_config,
     resolve_request,
 )
-from ready2unlearn.recipes.train import fit
-from ready2unlearn.recipes.unlearn import unlearn_model
-from ready2unlearn.unlearn.base import MethodConfig, build_method, method_config
-from ready2unlearn.unlearn.config import UnlearnConfig
-from ready2unlearn.unlearn.stop import StopConfig
+from ready2unlearn.report.readiness import summarise_readiness
+from ready2unlearn.report.readiness_report import write_readiness_report
 
 __all__ = [
     "VARIANTS",
@@ -407,9 +409,6 @@ class ReadyBenchRunner(BenchRunner):
 
     def finish(self) -> dict[str, Any]:
         """Collects this run's cells into ``results.json`` (with the target summary) and renders the report."""
-        from ready2unlearn.report.readiness import summarise_readiness
-        from ready2unlearn.report.readiness_report import write_readiness_report
-
         cells = read_cells(self._cell_files)
         extras = {}
         for name, path in self._extra_files.items():

@@ -23,12 +23,12 @@ from ready2unlearn.attacks.relearn import RelearnConfig
 from ready2unlearn.config import apply_overrides, check, from_dict, load_yaml, resolve_preset, to_dict
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.request import DeletionRequest
+from ready2unlearn.engine.method import MethodConfig, method_config
+from ready2unlearn.engine.stop import StopConfig
 from ready2unlearn.readiness.baselines import DPConfig
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.sampler import RevocableSet
 from ready2unlearn.recipes.train import load_config as load_train_config
-from ready2unlearn.unlearn.base import MethodConfig, method_config
-from ready2unlearn.unlearn.stop import StopConfig
 
 #: Request kinds with their own stop rule (a ``samples`` request, including ``random:F in pool``, is ``random``).
 KINDS = ("class", "random", "group")

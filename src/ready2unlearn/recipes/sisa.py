@@ -22,10 +22,13 @@ from ready2unlearn.config import check, from_dict, to_dict
 from ready2unlearn.data.base import ArrayDataset, DataSpec
 from ready2unlearn.data.registry import load_split
 from ready2unlearn.data.request import DeletionRequest
+from ready2unlearn.data.sequence import plan_requests
+from ready2unlearn.engine.fit import final_metrics
+from ready2unlearn.engine.unlearn import view_metrics
 from ready2unlearn.errors import ConfigError, R2UError, RequestError
 from ready2unlearn.models.registry import build_model, count_parameters
-from ready2unlearn.recipes.train import TrainConfig, final_metrics
-from ready2unlearn.recipes.unlearn import load_matching_split, plan_requests, view_metrics
+from ready2unlearn.recipes.train import TrainConfig
+from ready2unlearn.recipes.unlearn import load_matching_split
 from ready2unlearn.runtime import resolve_device, seed_everything
 from ready2unlearn.task import ClassificationTask
 from ready2unlearn.unlearn.sisa import SisaModel, train_sisa, unlearn_sisa

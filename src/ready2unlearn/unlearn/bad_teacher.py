@@ -33,8 +33,8 @@ from torch import nn
 
 from ready2unlearn.config import check
 from ready2unlearn.data.request import RequestViews
+from ready2unlearn.engine.method import Batch, Context, MethodConfig, UnlearningMethod, register_method
 from ready2unlearn.task import ClassificationTask, Params
-from ready2unlearn.unlearn.base import Batch, Context, MethodConfig, UnlearningMethod, register_method
 from ready2unlearn.unlearn.scrub import distill_kl
 
 

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ready2unlearn.data.request import RequestViews
+from ready2unlearn.engine.method import Batch, Context, MethodConfig, UnlearningMethod, register_method
 from ready2unlearn.task import Params
-from ready2unlearn.unlearn.base import Batch, Context, MethodConfig, UnlearningMethod, register_method
 from ready2unlearn.unlearn.ga import check_weight
 
 

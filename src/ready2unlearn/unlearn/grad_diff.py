@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ready2unlearn.engine.method import Batch, MethodConfig, UnlearningMethod, register_method
 from ready2unlearn.task import Params
-from ready2unlearn.unlearn.base import Batch, MethodConfig, UnlearningMethod, register_method
 from ready2unlearn.unlearn.ga import check_weight
 
 

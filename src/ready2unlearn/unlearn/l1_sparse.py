@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from ready2unlearn.config import check
+from ready2unlearn.engine.method import Batch, MethodConfig, UnlearningMethod, register_method
 from ready2unlearn.task import Params
-from ready2unlearn.unlearn.base import Batch, MethodConfig, UnlearningMethod, register_method
 
 
 def l1_norm(model: nn.Module, params: Params | None = None) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """Retrain from scratch on the retain set: the exact answer every approximate method is judged against.
 
 Re-initialises the model exactly as the original training run did (same architecture builder and seed)
-and runs the original training recipe on D_r only. With the default settings the result is bit-identical
-to ``r2u train`` on the same data minus the forget set, which is what makes it the gold standard.
+and runs the training loop with the original run's settings on D_r only. With the default settings the
+result is bit-identical to ``r2u train`` on the same data minus the forget set, which is what makes it the
+gold standard.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from typing import Any
 
 from torch import nn
 
-from ready2unlearn.config import check, from_dict
+from ready2unlearn.config import check
 from ready2unlearn.data.request import RequestViews
+from ready2unlearn.engine.fit import FitConfig, fit
+from ready2unlearn.engine.method import Context, MethodConfig, UnlearningMethod, register_method
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.runtime import seed_everything
-from ready2unlearn.unlearn.base import Context, MethodConfig, UnlearningMethod, register_method
 
 
 @dataclass
@@ -48,12 +50,12 @@ class Retrain(UnlearningMethod):
 
     def apply(self, model: nn.Module, views: RequestViews, ctx: Context) -> dict[str, Any]:
         """Re-initialises ``model`` in place and trains it on ``views.retain``."""
-        from ready2unlearn.recipes.train import TrainConfig, fit  # the recipe imports unlearn: avoid a cycle
-
         if ctx.train_config is None:
             raise ConfigError("retrain needs the original training config (train with `r2u train` or pass one)")
         cfg: RetrainConfig = self.config  # type: ignore[assignment]
-        train_cfg = from_dict(TrainConfig, dict(ctx.train_config))
+        # Only the loop settings matter here; data, model and readiness keys of the recorded config are the
+        # caller's (the model factory already knows the architecture).
+        train_cfg = FitConfig.from_train_config(ctx.train_config)
         if cfg.epochs is not None:
             train_cfg.epochs = cfg.epochs
         if cfg.seed is not None:

@@ -29,8 +29,8 @@ from torch import nn
 from ready2unlearn.config import check
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.request import RequestViews
+from ready2unlearn.engine.method import Context, MethodConfig, register_method
 from ready2unlearn.task import ClassificationTask
-from ready2unlearn.unlearn.base import Context, MethodConfig, register_method
 from ready2unlearn.unlearn.random_label import RandomLabel, RandomLabelConfig
 
 

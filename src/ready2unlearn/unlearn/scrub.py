@@ -37,8 +37,8 @@ from torch import nn
 
 from ready2unlearn.config import check
 from ready2unlearn.data.request import RequestViews
+from ready2unlearn.engine.method import Batch, Context, MethodConfig, UnlearningMethod, register_method
 from ready2unlearn.task import Params
-from ready2unlearn.unlearn.base import Batch, Context, MethodConfig, UnlearningMethod, register_method
 from ready2unlearn.unlearn.ga import check_weight
 from ready2unlearn.unlearn.ga_kl import kl_to_reference
 

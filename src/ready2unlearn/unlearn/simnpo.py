@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ready2unlearn.config import check
+from ready2unlearn.engine.method import Batch, MethodConfig, UnlearningMethod, register_method
 from ready2unlearn.task import Params, Task
-from ready2unlearn.unlearn.base import Batch, MethodConfig, UnlearningMethod, register_method
 from ready2unlearn.unlearn.ga import check_weight
 
 

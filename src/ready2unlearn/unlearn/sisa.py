@@ -27,10 +27,10 @@ from torch import nn
 
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.sisa import SisaConfig, SisaLayout, sisa_layout
+from ready2unlearn.engine.fit import FitConfig, FitSettings, fit
 from ready2unlearn.errors import RequestError
 from ready2unlearn.models.ensemble import Ensemble
 from ready2unlearn.progress import progress_bar
-from ready2unlearn.recipes.train import TrainConfig, fit
 from ready2unlearn.task import Task
 
 #: Builds one fresh constituent (called after the shard's initialisation seed is set).
@@ -95,7 +95,7 @@ def _run_stages(
     first_slice: int,
     train: ArrayDataset,
     layout: SisaLayout,
-    cfg: TrainConfig,
+    cfg: FitSettings,
     sisa: SisaConfig,
     seed: int,
     states: dict[tuple[int, int], dict[str, torch.Tensor]],
@@ -103,7 +103,7 @@ def _run_stages(
     on_stage: Callable[[], None],
 ) -> int:
     """Trains ``member`` through slices ``first_slice..R-1`` of ``shard``; returns the rows of the last stage."""
-    stage_cfg = dataclasses.replace(cfg, epochs=sisa.slice_epochs(cfg.epochs), ready=None)
+    stage_cfg = FitConfig.of(cfg, epochs=sisa.slice_epochs(cfg.epochs))  # the loop settings alone: no readiness
     rows = np.empty(0, dtype=np.int64)
     for r in range(first_slice, sisa.slices):
         rows = layout.rows(shard, r)
@@ -119,7 +119,7 @@ def _run_stages(
 def train_sisa(
     make_model: ModelFactory,
     train: ArrayDataset,
-    cfg: TrainConfig,
+    cfg: FitSettings,
     sisa: SisaConfig,
     *,
     task: Task | None = None,
@@ -159,7 +159,7 @@ def unlearn_sisa(
     model: SisaModel,
     train: ArrayDataset,
     forget_ids: Iterable[int],
-    cfg: TrainConfig,
+    cfg: FitSettings,
     *,
     task: Task | None = None,
     show_progress: bool = True,

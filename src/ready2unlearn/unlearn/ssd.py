@@ -38,8 +38,8 @@ from torch import nn
 from ready2unlearn.config import check
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.request import RequestViews
+from ready2unlearn.engine.method import Context, MethodConfig, UnlearningMethod, register_method
 from ready2unlearn.task import ClassificationTask
-from ready2unlearn.unlearn.base import Context, MethodConfig, UnlearningMethod, register_method
 
 
 def _mixed_batches(

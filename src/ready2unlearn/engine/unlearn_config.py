@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ready2unlearn.config import apply_overrides, from_dict, load_yaml, resolve_preset
+from ready2unlearn.engine.method import MethodConfig, method_config
+from ready2unlearn.engine.stop import StopConfig
 from ready2unlearn.errors import ConfigError
-from ready2unlearn.unlearn.base import MethodConfig, method_config
-from ready2unlearn.unlearn.stop import StopConfig
 
 
 @dataclass

@@ -1,10 +1,14 @@
 """The unlearning-method contract (DESIGN §4) and the method registry.
 
 A method is a ``@dataclass`` config plus a class whose :meth:`UnlearningMethod.loss` maps
-``(model, batch, params=None)`` to ``(loss, metrics)``. The engine (``recipes/unlearn.py``) owns the loop:
-it draws forget/retain batches, calls ``loss``, steps the optimiser and checks the stop rule. Methods
-that are not a loss — retraining, synaptic dampening — set ``iterative = False`` and implement
+``(model, batch, params=None)`` to ``(loss, metrics)``. The engine (:mod:`ready2unlearn.engine.unlearn`) owns
+the loop: it draws forget/retain batches, calls ``loss``, steps the optimiser and checks the stop rule.
+Methods that are not a loss — retraining, synaptic dampening — set ``iterative = False`` and implement
 :meth:`UnlearningMethod.apply` instead.
+
+The contract sits in the engine layer, below the methods (:mod:`ready2unlearn.unlearn`) that implement it
+and the readiness objective that simulates them: the loop, the methods and readiness all import it from
+here, and nothing here imports a method.
 """
 
 from __future__ import annotations
