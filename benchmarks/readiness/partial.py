@@ -1,0 +1,63 @@
+"""Tabulate the finished cells of an interrupted readiness matrix (no verdicts: those need every seed).
+
+Run: ``python benchmarks/readiness/partial.py --work runs/readiness/fashion --out
+benchmarks/readiness/fashion-partial``.
+
+A long matrix (``run.py --only fashion``) runs for hours on 2 cores and is resumable, but its cache lives in
+``--work`` on the machine that ran it. This copies the finished cells (``cells/*.json``, each the full record of
+one request kind × setting × seed) into ``--out/cells`` and writes ``--out/table.md``: per cell and model
+variant, the unlearning steps and whether the target was reached, test accuracy before, accuracy after (on the
+test-retain set for class requests), the mean held-out forget accuracy during the relearning attack, and the
+retrained model's value for it (the floor). Hand-written context goes in ``--out/README.md`` around it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+
+def _relearn_mean(relearn: dict | None) -> float:
+    for result in (relearn or {}).values():
+        curve = result.get("curve") or []
+        if curve:
+            return sum(p["forget_acc"] for p in curve) / len(curve)
+    return float("nan")
+
+
+def rows(cells: list[dict]) -> list[str]:
+    """One Markdown row per (cell, variant, method)."""
+    out = []
+    for c in sorted(cells, key=lambda c: (c["group"], c["setting"], c["seed"])):
+        floor = _relearn_mean(c["reference"].get("relearn"))
+        after_key = "test_retain_acc" if c["kind"] == "class" else "test_acc"
+        for r in c["runs"]:
+            before, after = r["before"]["test_acc"], r["metrics"][after_key]
+            out.append(f"| {c['group']} / {c['setting']} | {c['seed']} | {r['variant']} | {r['method']} | "
+                       f"{r['steps']} | {r['reached']} | {before:.3f} | {after:.3f} | "
+                       f"{_relearn_mean(r.get('relearn')):.3f} | {floor:.3f} |")  # fmt: skip
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work", type=Path, required=True, help="the matrix's work folder (holds cells/)")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    files = sorted((args.work / "cells").glob("*.json"))
+    (args.out / "cells").mkdir(parents=True, exist_ok=True)
+    for f in files:
+        shutil.copy2(f, args.out / "cells" / f.name)
+    cells = [json.loads(f.read_text(encoding="utf-8")) for f in files]
+    header = ["| group / setting | seed | variant | method | steps | reached | test acc before | acc after (TA) | "
+              "relearn UA (mean) | retrained floor |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    (args.out / "table.md").write_text("\n".join([*header, *rows(cells)]) + "\n", encoding="utf-8")
+    print(f"{len(cells)} cells → {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""benchmarks/readiness/partial.py: finished cells of an interrupted matrix are copied and tabulated."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "readiness" / "partial.py"
+
+
+def _run(variant: str, steps: int, relearn: list[float]) -> dict:
+    curve = [{"step": 2 * i, "forget_acc": a} for i, a in enumerate(relearn)]
+    metrics = {"test_retain_acc": 0.88, "test_acc": 0.8}
+    return {"variant": variant, "method": "ga", "steps": steps, "reached": True, "before": {"test_acc": 0.9},
+            "metrics": metrics, "relearn": {"forget-10": {"curve": curve}}}  # fmt: skip
+
+
+def test_partial_table(tmp_path):
+    spec = importlib.util.spec_from_file_location("partial", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cell = {"group": "class", "setting": "in", "seed": 3, "kind": "class",
+            "reference": {"relearn": {"forget-10": {"curve": [{"forget_acc": 0.1}, {"forget_acc": 0.3}]}}},
+            "runs": [_run("standard", 90, [0.0, 1.0]), _run("ready", 20, [0.5, 0.5])]}  # fmt: skip
+    (tmp_path / "work" / "cells").mkdir(parents=True)
+    (tmp_path / "work" / "cells" / "class-in-seed3-abc.json").write_text(json.dumps(cell))
+    assert module.main(["--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")]) == 0
+    lines = (tmp_path / "out" / "table.md").read_text().splitlines()
+    assert lines[2] == "| class / in | 3 | standard | ga | 90 | True | 0.900 | 0.880 | 0.500 | 0.200 |"
+    assert lines[3].startswith("| class / in | 3 | ready | ga | 20 |")
+    assert (tmp_path / "out" / "cells" / "class-in-seed3-abc.json").is_file()
