@@ -30,7 +30,8 @@ relearn: {sets: ["forget-10"], steps: 5, eval_every: 5}
 
 @pytest.fixture(scope="module")
 def bench_yaml(tmp_path_factory):
-    path = tmp_path_factory.mktemp("preset") / "tiny-bench.yaml"
+    path = tmp_path_factory.mktemp("preset") / "bench" / "tiny-bench.yaml"  # the folder names its runner
+    path.parent.mkdir()
     path.write_text(BENCH_YAML, encoding="utf-8")
     return path
 
@@ -260,7 +261,8 @@ def test_bad_presets_fail_at_load(tmp_path, old, new, error, match):
 
 
 def test_cli_bench_bad_preset(tmp_path, capsys):
-    path = tmp_path / "bad.yaml"
+    path = tmp_path / "bench" / "bad.yaml"
+    path.parent.mkdir()
     path.write_text(BENCH_YAML.replace("{name: grad_diff}", "{name: retrain}"), encoding="utf-8")
     assert main(["bench", str(path), "--out", str(tmp_path / "out"), "-q"]) == 2
     err = capsys.readouterr().err
@@ -271,3 +273,19 @@ def test_cli_bench_bad_preset(tmp_path, capsys):
 def test_validate_passes(capsys):
     assert main(["validate"]) == 0
     assert "0 failed" in capsys.readouterr().out
+
+
+def test_runner_is_chosen_by_the_preset_folder_not_its_keys(tmp_path, capsys):
+    from ready2unlearn.cli.bench import preset_group
+
+    assert preset_group("digits-quick") == "bench" and preset_group("digits-ready") == "ready_bench"
+    for folder in ("bench", "ready_bench", "lm_bench"):
+        path = tmp_path / folder / "x.yaml"
+        path.parent.mkdir()
+        path.write_text("groups: []\ntofu: {}\n")  # keys of other runners change nothing
+        assert preset_group(str(path)) == folder
+    loose = tmp_path / "x.yaml"
+    loose.write_text("groups: []\n")
+    assert preset_group(str(loose), runner="ready_bench") == "ready_bench"
+    assert main(["bench", str(loose), "--out", str(tmp_path / "out"), "-q"]) == 2
+    assert "keep it in a folder named after its runner" in capsys.readouterr().err

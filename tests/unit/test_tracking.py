@@ -135,7 +135,8 @@ def test_bench_results_in_tensorboard(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    preset = tmp_path / "tiny.yaml"
+    preset = tmp_path / "presets" / "bench" / "tiny.yaml"  # a bench preset: its folder names its runner
+    preset.parent.mkdir(parents=True)
     preset.write_text(BENCH_YAML, encoding="utf-8")
     out = tmp_path / "bench"
     assert main(["bench", str(preset), "--out", str(out), "-q", "--track", "tensorboard", "--track-dir",

@@ -9,7 +9,8 @@ from pathlib import Path
 from ready2unlearn.artifacts import check_writable
 from ready2unlearn.cli import ready_bench
 from ready2unlearn.cli.common import add_preset_run_args, add_track, console, esc, track_run
-from ready2unlearn.config import list_presets, load_yaml
+from ready2unlearn.config import list_presets
+from ready2unlearn.errors import ConfigError
 from ready2unlearn.recipes.bench import run_bench
 from ready2unlearn.recipes.lm_bench import run_lm_bench
 from ready2unlearn.recipes.muse_eval import run_muse_eval
@@ -29,23 +30,41 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "evaluations of local checkpoints (muse_eval: muse-news, muse-books) run here too.",
     )
     add_preset_run_args(p, "bench")
+    p.add_argument(
+        "--runner",
+        choices=RUNNERS,
+        help="runner of a YAML file kept outside a folder named after it (default: its folder)",
+    )
     add_track(p)
     p.set_defaults(func=run)
 
 
-def preset_group(preset: str) -> str:
-    """Which benchmark a preset (shipped name or YAML file) belongs to (``bench``, ``lm_bench``, ``muse_eval``...).
+#: The benchmark runners ``r2u bench`` dispatches to, each named like the preset folder it reads.
+RUNNERS = ("bench", "ready_bench", "lm_bench", "muse_eval")
 
-    A YAML file is recognised by its top-level keys (``tofu`` → lm_bench, ``groups`` → ready_bench, ``muse`` →
-    muse_eval).
+
+def preset_group(preset: str, runner: str | None = None) -> str:
+    """Which runner a preset belongs to: ``--runner``, else the folder it lives in.
+
+    A shipped preset's folder is its group (``configs/ready_bench/digits-ready.yaml`` → ``ready_bench``); a YAML
+    file of your own is read by the runner its folder is named after (``my/ready_bench/x.yaml``). The content
+    never decides: a key added to one runner's config cannot silently send a file to another runner.
+
+    Raises:
+        ConfigError: On an unknown ``runner``, or a YAML file whose folder names no runner (and no ``--runner``).
     """
+    if runner is not None:
+        if runner not in RUNNERS:
+            raise ConfigError(f"--runner must be one of {', '.join(RUNNERS)}, got {runner!r}")
+        return runner
     path = Path(preset)
     if path.suffix in (".yaml", ".yml") and path.is_file():
-        keys = set(load_yaml(path))
-        if "muse" in keys:
-            return "muse_eval"
-        return "lm_bench" if "tofu" in keys else "ready_bench" if "groups" in keys else "bench"
-    for group in ("lm_bench", "ready_bench", "muse_eval"):
+        folder = path.resolve().parent.name
+        if folder in RUNNERS:
+            return folder
+        raise ConfigError(f"cannot tell which benchmark runs {preset}: keep it in a folder named after its runner "
+                          f"({', '.join(f'{r}/' for r in RUNNERS)}) or pass --runner")  # fmt: skip
+    for group in RUNNERS[1:]:
         if preset in list_presets(group):
             return group
     return "bench"
@@ -62,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_group(args: argparse.Namespace) -> int:
     """Runs the preset with the runner of its group (``bench``, ``ready_bench`` or ``lm_bench``)."""
-    group = preset_group(args.preset)
+    group = preset_group(args.preset, args.runner)
     if group == "ready_bench":
         return ready_bench.run(args)
     if group == "lm_bench":
