@@ -241,6 +241,22 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def load_preset(cls: type[C], group: str, preset: str, overrides: Sequence[str] = ()) -> tuple[C, str]:
+    """Builds config ``cls`` from a shipped ``group`` preset (or a YAML file) plus ``key.sub=value`` overrides.
+
+    The one loader every preset-driven runner uses (bench, ready_bench, lm_bench, muse_eval, plan), so a preset
+    is found, read and checked the same way everywhere.
+
+    Returns:
+        ``(config, path of the YAML file read)``.
+
+    Raises:
+        ConfigError: On an unknown preset, key or value.
+    """
+    path = resolve_preset(group, preset)
+    return from_dict(cls, apply_overrides(load_yaml(path), list(overrides))), str(path)
+
+
 def preset_dir(group: str) -> Path:
     """Directory of the shipped YAML presets for ``group`` (e.g. ``"train"``)."""
     return Path(str(resources.files("ready2unlearn") / "configs" / group))

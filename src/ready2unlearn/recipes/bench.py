@@ -37,7 +37,7 @@ from ready2unlearn.attacks.mia import forget_set_attacks
 from ready2unlearn.attacks.proof import run_proof
 from ready2unlearn.attacks.relearn import RelearnConfig, relearn_attack
 from ready2unlearn.checkpoint import load_checkpoint
-from ready2unlearn.config import apply_overrides, check, from_dict, load_yaml, resolve_preset, to_dict
+from ready2unlearn.config import check, load_preset, to_dict
 from ready2unlearn.data.base import Split
 from ready2unlearn.data.registry import load_split
 from ready2unlearn.data.request import DeletionRequest, RequestViews
@@ -126,10 +126,9 @@ class BenchConfig:
 
 def load_bench_config(preset: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[BenchConfig, str]:
     """Resolves a :class:`BenchConfig` from a shipped preset (``configs/bench``) or YAML file plus overrides."""
-    path = resolve_preset("bench", preset)
-    cfg = from_dict(BenchConfig, apply_overrides(load_yaml(path), list(overrides)))
+    cfg, path = load_preset(BenchConfig, "bench", preset, overrides)
     load_train_config(cfg.train, _train_overrides(cfg))  # validate the training preset up front
-    return cfg, str(path)
+    return cfg, path
 
 
 def _train_overrides(cfg: BenchConfig) -> list[str]:

@@ -33,7 +33,7 @@ from torch import nn
 
 from ready2unlearn.artifacts import atomic_write, now_iso, versions, write_json
 from ready2unlearn.attacks.relearn import RelearnConfig, relearn_attack
-from ready2unlearn.config import apply_overrides, check, from_dict, load_yaml, resolve_preset, to_dict
+from ready2unlearn.config import check, from_dict, load_preset, to_dict
 from ready2unlearn.data.base import ArrayDataset, DataSpec
 from ready2unlearn.data.files import data_root
 from ready2unlearn.data.lm import QATemplate, qa_dataset
@@ -158,8 +158,7 @@ class LMBenchConfig:
 
 def load_lm_bench_config(preset: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[LMBenchConfig, str]:
     """Reads an ``lm_bench`` preset (or YAML file) and applies ``key=value`` overrides."""
-    path = resolve_preset("lm_bench", preset)
-    return from_dict(LMBenchConfig, apply_overrides(load_yaml(path), overrides)), str(path)
+    return load_preset(LMBenchConfig, "lm_bench", preset, overrides)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ready2unlearn.artifacts import atomic_write, now_iso, versions, write_json
-from ready2unlearn.config import apply_overrides, check, from_dict, load_yaml, resolve_preset, to_dict
+from ready2unlearn.config import check, load_preset, to_dict
 from ready2unlearn.data.files import data_root
 from ready2unlearn.data.lm import QATemplate
 from ready2unlearn.data.muse import CORPORA, load_muse
@@ -87,8 +87,7 @@ class MuseEvalConfig:
 
 def load_muse_eval_config(preset: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[MuseEvalConfig, str]:
     """Reads a ``muse_eval`` preset (or YAML file) and applies ``key=value`` overrides."""
-    path = resolve_preset("muse_eval", preset)
-    return from_dict(MuseEvalConfig, apply_overrides(load_yaml(path), overrides)), str(path)
+    return load_preset(MuseEvalConfig, "muse_eval", preset, overrides)
 
 
 def _report_md(results: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ready2unlearn.attacks.relearn import RelearnConfig, forget_count
-from ready2unlearn.config import apply_overrides, check, from_dict, load_yaml, resolve_preset
+from ready2unlearn.config import check, load_preset
 from ready2unlearn.data.sisa import SisaConfig
 from ready2unlearn.engine.method import MethodConfig, method_config
 from ready2unlearn.engine.stop import StopConfig
@@ -115,7 +115,6 @@ class PlanConfig:
 
 def load_plan_config(preset: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[PlanConfig, str]:
     """Resolves a :class:`PlanConfig` from a shipped preset (``configs/plan``) or a YAML file plus overrides."""
-    path = resolve_preset("plan", preset)
-    cfg = from_dict(PlanConfig, apply_overrides(load_yaml(path), list(overrides)))
+    cfg, path = load_preset(PlanConfig, "plan", preset, overrides)
     load_train_config(cfg.train, cfg.train_overrides)  # a bad training preset fails now, not after the first model
-    return cfg, str(path)
+    return cfg, path

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ready2unlearn.attacks.relearn import RelearnConfig
-from ready2unlearn.config import apply_overrides, check, from_dict, load_yaml, resolve_preset, to_dict
+from ready2unlearn.config import apply_overrides, check, from_dict, load_preset, to_dict
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.request import DeletionRequest
 from ready2unlearn.engine.method import MethodConfig, method_config
@@ -205,10 +205,9 @@ class ReadyBenchConfig:
 
 def load_ready_bench_config(preset: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[ReadyBenchConfig, str]:
     """Resolves a :class:`ReadyBenchConfig` from a shipped preset (``configs/ready_bench``) or YAML file."""
-    path = resolve_preset("ready_bench", preset)
-    cfg = from_dict(ReadyBenchConfig, apply_overrides(load_yaml(path), list(overrides)))
+    cfg, path = load_preset(ReadyBenchConfig, "ready_bench", preset, overrides)
     load_train_config(cfg.train, cfg.train_overrides)  # validate the training preset up front
-    return cfg, str(path)
+    return cfg, path
 
 
 def resolve_request(spec: str, train: ArrayDataset, num_classes: int, revocable: RevocableSet,
