@@ -5,9 +5,12 @@ Launch: ``r2u request process --ledger ledger.db --checkpoint runs/digits --meth
 One claim at a time, in submission order, each starting from the model the previous one produced (the
 served pointer). Per claim::
 
-    claim (BEGIN IMMEDIATE) ─► check the parent's hash ─► unlearn into store/tmp (the existing recipe)
-      ─► judge the run ─► verify (the evaluation harness) ─► rename the child into models/<sha256>
+    claim (BEGIN IMMEDIATE) ─► check the parent's hash ─► load the parent and its data once, plan once
+      ─► unlearn in memory (the recipe's step) ─► write the child into store/tmp ─► judge the run
+      ─► verify the in-memory child (the evaluation harness) ─► rename the child into models/<sha256>
       ─► certificates ─► one transaction: register child + mark done + move the served pointer
+
+A SISA model is served by the SISA recipe instead (exact shard retraining from its slice checkpoints).
 
 Only a deletion that happened is certified. A run that missed its stop target (the budget ran out first),
 diverged (and was rolled back), or left the model unchanged without its target having held from the start
@@ -22,6 +25,7 @@ same model file.
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import time
@@ -31,13 +35,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
-from ready2unlearn.artifacts import CARD, read_card, versions, write_json
+from ready2unlearn.artifacts import CARD, read_card, save_checkpoint, versions, write_json
 from ready2unlearn.attacks.relearn import RelearnConfig
-from ready2unlearn.checkpoint import load_checkpoint
+from ready2unlearn.checkpoint import Checkpoint, load_checkpoint
 from ready2unlearn.config import check, to_dict
 from ready2unlearn.data.base import Split
-from ready2unlearn.data.request import DeletionRequest
+from ready2unlearn.data.request import DeletionRequest, RequestViews
 from ready2unlearn.data.sequence import plan_requests
 from ready2unlearn.engine.unlearn_config import UnlearnConfig, load_unlearn_config
 from ready2unlearn.errors import R2UError, RequestError
@@ -51,7 +57,9 @@ from ready2unlearn.ledger.certificate import (
 from ready2unlearn.ledger.store import CorruptModel, Heartbeat, Ledger, LedgerError, RequestRow, Worker
 from ready2unlearn.recipes import sisa as sisa_recipe
 from ready2unlearn.recipes import unlearn as unlearn_recipe
-from ready2unlearn.recipes.evaluate import evaluate_checkpoint
+from ready2unlearn.recipes.evaluate import check_reference, evaluate_checkpoint, evaluate_model
+from ready2unlearn.recipes.train import TrainConfig
+from ready2unlearn.runtime import resolve_device
 from ready2unlearn.task import accuracy_and_loss
 from ready2unlearn.unlearn.sisa_checkpoint import is_sisa
 
@@ -267,31 +275,50 @@ def judge(result: dict[str, Any], rule: str, last: dict[str, Any], parent_hash: 
     return OUTCOME_FORGOTTEN
 
 
-def _combined(
-    split: Split, reqs: Sequence[DeletionRequest], forgotten: Sequence[int]
-) -> tuple[DeletionRequest, dict[int, list[int]]]:
-    """One ``samples`` request for a batch: the union of what each request forgets, resolved in order."""
-    plans = plan_requests(split, reqs, forgotten)
+def _combined(plans: Sequence[RequestViews]) -> tuple[DeletionRequest, dict[int, list[int]]]:
+    """One ``samples`` request for a batch: the union of what each planned request forgets."""
     ids = sorted({int(i) for v in plans for i in v.forget.ids.tolist()})
     per = {i: v.forget.ids.tolist() for i, v in enumerate(plans)}
     return DeletionRequest.for_samples(ids), per
 
 
 def _reference_for(
-    ledger: Ledger, parent_dir: Path, req: DeletionRequest, cfg: UnlearnConfig, pcfg: ProcessConfig, work: Path
-) -> tuple[str | None, str]:
-    """The retrained model to compare with for ``req`` (or ``None``) and a note on where it came from."""
+    parent: Checkpoint,
+    split: Split,
+    train_cfg: TrainConfig,
+    req: DeletionRequest,
+    views: RequestViews,
+    cfg: UnlearnConfig,
+    pcfg: ProcessConfig,
+    device: torch.device,
+    work: Path,
+) -> tuple[str | None, nn.Module | None, str]:
+    """The retrained model to compare with for ``req`` (its path, the model, or ``None``) and a note on it.
+
+    ``--retrain-reference`` retrains in memory, from a copy of the parent, as ``r2u unlearn --method retrain``
+    would for the same request and seed; the path recorded for it names the (never written) work folder.
+    """
     if pcfg.retrain_reference:
         rcfg, _ = load_unlearn_config(None, [f"seed={cfg.seed}", f"device={cfg.device}"], method="retrain")
-        unlearn_recipe.run(parent_dir, [req], rcfg, work / "reference", data_dir=pcfg.data_dir,
-                           show_progress=pcfg.show_progress)  # fmt: skip
-        return str(work / "reference"), "retrained from scratch on what remains, for this request"
+        model = copy.deepcopy(parent.model)
+        unlearn_recipe.unlearn_planned(model, parent.model_config, split, train_cfg, req, views, rcfg, device=device,
+                                       parent_card=parent.card, parent_dir=parent.path,
+                                       show_progress=pcfg.show_progress)  # fmt: skip
+        return str(work / "reference"), model, "retrained from scratch on what remains, for this request"
     if pcfg.reference:
         served = (read_card(pcfg.reference).get("unlearn") or {}).get("request")
         if served is not None and DeletionRequest.from_dict(served) == req:
-            return pcfg.reference, f"given: {pcfg.reference}"
-        return None, f"--reference {pcfg.reference} was made for another request"
-    return None, "none given (pass --reference or --retrain-reference for the gap to a retrained model)"
+            return pcfg.reference, load_checkpoint(pcfg.reference, device=str(device)).model, f"given: {pcfg.reference}"
+        return None, None, f"--reference {pcfg.reference} was made for another request"
+    return None, None, "none given (pass --reference or --retrain-reference for the gap to a retrained model)"
+
+
+def _relearn_config(pcfg: ProcessConfig, forget_size: int) -> RelearnConfig | None:
+    """The relearning attack a certificate reports (on half the forget set when it is small, none below 2)."""
+    if not pcfg.relearn or forget_size < 2:
+        return None  # below 2 nothing would be left to score the attack on
+    sets = ["forget-50%"] if forget_size <= 10 else ["forget-10"]
+    return RelearnConfig(sets=sets, steps=pcfg.relearn_steps, seed=pcfg.seed)
 
 
 def _serve(
@@ -301,50 +328,99 @@ def _serve(
     parent = ledger.model(rows[0].parent_hash or "")
     parent_dir = ledger.check_model_file(parent)  # corrupt parent → CorruptModel, request back to pending
     parent_card = read_card(parent_dir)
-    reqs = [r.request for r in rows]
-    split = None
-    per_request: dict[int, list[int]] = {}
-    if len(rows) > 1:
-        split, _ = unlearn_recipe.load_matching_split(parent_card, pcfg.data_dir)
-        req, per = _combined(split, reqs, (parent_card.get("lineage") or {}).get("forgotten_ids", []))
-        per_request = {ids[i]: v for i, v in per.items()}
-    else:
-        req = reqs[0]
     exact = is_sisa(parent_card)  # a SISA model is served by exact shard retraining, whatever the method
     if cfg.stop.target == "reference" and not exact and not (pcfg.retrain_reference or pcfg.reference):
         raise R2UError("stop target 'reference' needs --reference or --retrain-reference")
+    if exact:
+        return _serve_sisa(ledger, rows, worker, cfg, pcfg, say, parent, parent_dir, parent_card)
+
+    # One load of the parent and of its data, one plan; unlearning and verification run on them in memory.
+    ledger.set_phase(ids, worker, "unlearning")
+    device = resolve_device(cfg.device)
+    ck = load_checkpoint(parent_dir, device=str(device))
+    split, train_cfg = unlearn_recipe.load_matching_split(ck.card, pcfg.data_dir)
+    forgotten = (ck.card.get("lineage") or {}).get("forgotten_ids", [])
+    plans = plan_requests(split, [r.request for r in rows], forgotten)
+    per_request: dict[int, list[int]] = {}
+    if len(rows) > 1:
+        req, per = _combined(plans)
+        per_request = {ids[i]: v for i, v in per.items()}
+        (views,) = plan_requests(split, [req], forgotten)
+    else:
+        req, views = rows[0].request, plans[0]
     work = ledger.tmp_dir(f"req-{ids[0]:05d}-")
-    how = "exact SISA shard retraining" if exact else cfg.method.name
-    say(f"serving {', '.join(r.describe() for r in rows)} from model {parent.hash[:12]} with {how}")
+    say(f"serving {', '.join(r.describe() for r in rows)} from model {parent.hash[:12]} with {cfg.method.name}")
+    reference, ref_model, ref_note = _reference_for(ck, split, train_cfg, req, views, cfg, pcfg, device, work)
+    model = ck.model
+    card, _, _, _ = unlearn_recipe.unlearn_planned(
+        model, ck.model_config, split, train_cfg, req, views, cfg, device=device, parent_card=ck.card,
+        parent_dir=parent_dir, reference_model=ref_model, reference=reference, show_progress=pcfg.show_progress,
+    )  # fmt: skip
+    card["ledger"] = {"requests": ids, "batch": len(ids) > 1, "parent_sha256": parent.hash}
+    card = save_checkpoint(model, work / "model", card)  # the child's only write
+    try:
+        outcome = judge(card["unlearn"]["result"], cfg.stop.rule, (card["unlearn"]["curve"] or [{}])[-1], parent.hash,
+                        card["weights_sha256"])  # fmt: skip
+    except NotHonoured:
+        shutil.rmtree(work, ignore_errors=True)  # nothing of this run is kept: no version, no certificate
+        raise
+
+    ledger.set_phase(ids, worker, "verifying")
+    if reference is not None and not pcfg.retrain_reference:
+        check_reference(read_card(reference), card, req, reference)
+    verification = evaluate_model(model, card, views, split.test, checkpoint=work / "model", reference=reference,
+                                  reference_model=ref_model, relearn=_relearn_config(pcfg, len(views.forget)),
+                                  seed=pcfg.seed)  # fmt: skip
+    verification["reference_note"] = ref_note
+    if per_request:
+        pos = {int(i): p for p, i in enumerate(split.train.ids.tolist())}
+        verification["per_request"] = {
+            str(rid): {"forget_size": len(fids),
+                       "forget_acc": accuracy_and_loss(model, split.train.subset(
+                           np.array([pos[i] for i in fids], dtype=np.int64)))[0]}
+            for rid, fids in per_request.items()
+        }  # fmt: skip
+    return _commit(ledger, rows, worker, cfg, say, parent, parent_dir, work, card, verification, per_request, outcome)
+
+
+def _serve_sisa(
+    ledger: Ledger,
+    rows: list[RequestRow],
+    worker: Worker,
+    cfg: UnlearnConfig,
+    pcfg: ProcessConfig,
+    say: Log,
+    parent: Any,
+    parent_dir: Path,
+    parent_card: dict[str, Any],
+) -> tuple[str, list[str]]:
+    """Exact unlearning of a SISA model: the SISA recipe retrains the affected shards (it loads its own slices)."""
+    ids = [r.id for r in rows]
+    reqs = [r.request for r in rows]
+    per_request: dict[int, list[int]] = {}
+    split = None
+    if len(rows) > 1:
+        split, _ = unlearn_recipe.load_matching_split(parent_card, pcfg.data_dir)
+        forgotten = (parent_card.get("lineage") or {}).get("forgotten_ids", [])
+        req, per = _combined(plan_requests(split, reqs, forgotten))
+        per_request = {ids[i]: v for i, v in per.items()}
+    else:
+        req = reqs[0]
+    work = ledger.tmp_dir(f"req-{ids[0]:05d}-")
+    served = ", ".join(r.describe() for r in rows)
+    say(f"serving {served} from model {parent.hash[:12]} with exact SISA shard retraining")
 
     ledger.set_phase(ids, worker, "unlearning")
-    if exact:
-        reference = pcfg.reference if pcfg.reference else None
-        ref_note = ("SISA: the served model is the one SISA training gives without the deleted rows"
-                    + (f"; compared with {pcfg.reference}" if reference else ""))  # fmt: skip
-        (card,) = sisa_recipe.unlearn(parent_dir, [req], work / "model", data_dir=pcfg.data_dir,
-                                      device=cfg.device, show_progress=pcfg.show_progress)  # fmt: skip
-        res, outcome = card["unlearn"]["result"], OUTCOME_EXACT
-    else:
-        reference, ref_note = _reference_for(ledger, parent_dir, req, cfg, pcfg, work)
-        (card,) = unlearn_recipe.run(parent_dir, [req], cfg, work / "model", reference=reference,
-                                     data_dir=pcfg.data_dir, show_progress=pcfg.show_progress)  # fmt: skip
-        res = card["unlearn"]["result"]
-        try:
-            outcome = judge(res, cfg.stop.rule, (card["unlearn"].get("curve") or [{}])[-1], parent.hash,
-                            card["weights_sha256"])  # fmt: skip
-        except NotHonoured:
-            shutil.rmtree(work, ignore_errors=True)  # nothing of this run is kept: no version, no certificate
-            raise
+    reference = pcfg.reference if pcfg.reference else None
+    ref_note = ("SISA: the served model is the one SISA training gives without the deleted rows"
+                + (f"; compared with {pcfg.reference}" if reference else ""))  # fmt: skip
+    (card,) = sisa_recipe.unlearn(parent_dir, [req], work / "model", data_dir=pcfg.data_dir,
+                                  device=cfg.device, show_progress=pcfg.show_progress)  # fmt: skip
     card["ledger"] = {"requests": ids, "batch": len(ids) > 1, "parent_sha256": parent.hash}
     write_json(work / "model" / CARD, card)  # the weights (and their hash) are unchanged
 
     ledger.set_phase(ids, worker, "verifying")
-    relearn = RelearnConfig(sets=["forget-10"], steps=pcfg.relearn_steps, seed=pcfg.seed) if pcfg.relearn else None
-    if relearn is not None and card["unlearn"]["views"]["forget"] <= 10:
-        relearn = RelearnConfig(sets=["forget-50%"], steps=pcfg.relearn_steps, seed=pcfg.seed)
-    if relearn is not None and card["unlearn"]["views"]["forget"] < 2:
-        relearn = None  # nothing would be left to score the attack on
+    relearn = _relearn_config(pcfg, card["unlearn"]["views"]["forget"])
     verification = evaluate_checkpoint(work / "model", None, reference, relearn, pcfg.data_dir, pcfg.seed)
     verification["reference_note"] = ref_note
     if per_request and split is not None:
@@ -356,7 +432,27 @@ def _serve(
                            np.array([pos[i] for i in fids], dtype=np.int64)))[0]}
             for rid, fids in per_request.items()
         }  # fmt: skip
+    return _commit(ledger, rows, worker, cfg, say, parent, parent_dir, work, card, verification, per_request,
+                   OUTCOME_EXACT)  # fmt: skip
 
+
+def _commit(
+    ledger: Ledger,
+    rows: list[RequestRow],
+    worker: Worker,
+    cfg: UnlearnConfig,
+    say: Log,
+    parent: Any,
+    parent_dir: Path,
+    work: Path,
+    card: dict[str, Any],
+    verification: dict[str, Any],
+    per_request: dict[int, list[int]],
+    outcome: str,
+) -> tuple[str, list[str]]:
+    """Moves the verified child (``work/model``) into the store, writes the certificates, commits the version."""
+    ids = [r.id for r in rows]
+    res = card["unlearn"]["result"]
     # Move the finished child into place *before* registering it: a crash after this rename leaves an
     # unregistered folder (cleaned by --resume), never a registered model without its file.
     child_hash = card["weights_sha256"]

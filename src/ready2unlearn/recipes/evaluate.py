@@ -26,7 +26,7 @@ from ready2unlearn.evaluate.metrics import EvalOutputs, compute, gaps
 from ready2unlearn.recipes.unlearn import load_matching_split
 
 
-def _check_reference(ref_card: dict[str, Any], card: dict[str, Any], request: DeletionRequest, path: Any) -> None:
+def check_reference(ref_card: dict[str, Any], card: dict[str, Any], request: DeletionRequest, path: Any) -> None:
     """Refuses a reference model trained on other data or retrained for another request."""
     if ref_card.get("data", {}).get("fingerprints") != card.get("data", {}).get("fingerprints"):
         raise R2UError(f"reference {path} was trained on different data than the checkpoint")
@@ -67,22 +67,51 @@ def evaluate_checkpoint(
     ref_model = None
     if reference:
         ref = load_checkpoint(reference)
-        _check_reference(ref.card, ck.card, request, reference)
+        check_reference(ref.card, ck.card, request, reference)
         ref_model = ref.model
-    scored = evaluate_views(ck.model, views, split.test, ref_model, relearn, seed=seed)
+    return evaluate_model(ck.model, ck.card, views, split.test, checkpoint=checkpoint, reference=reference,
+                          reference_model=ref_model, relearn=relearn, seed=seed)  # fmt: skip
+
+
+def evaluate_model(
+    model: nn.Module,
+    card: dict[str, Any],
+    views: RequestViews,
+    test: ArrayDataset,
+    *,
+    checkpoint: str | Path,
+    reference: str | Path | None = None,
+    reference_model: nn.Module | None = None,
+    relearn: RelearnConfig | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The evaluation result of a model already in memory (what :func:`evaluate_checkpoint` returns).
+
+    Args:
+        model: The (unlearned) model.
+        card: Its card (its hash and unlearning result are reported).
+        views: The request's views, resolved against the data the model held before the request.
+        test: The whole test set.
+        checkpoint: Where the model is (or will be) stored, recorded in the result.
+        reference: The retrained reference's path (recorded).
+        reference_model: The retrained reference itself (adds its metrics, the gaps, its relearning floor).
+        relearn: Run the relearning attack with these settings (``None`` = skip it).
+        seed: Seeds membership inference.
+    """
+    scored = evaluate_views(model, views, test, reference_model, relearn, seed=seed)
     result: dict[str, Any] = {
         "created": now_iso(),
         "checkpoint": str(checkpoint),
-        "weights_sha256": ck.card.get("weights_sha256"),
-        "request": request.to_dict(),
+        "weights_sha256": card.get("weights_sha256"),
+        "request": views.request.to_dict(),
         "views": views.sizes(),
         "metrics": scored["metrics"],
         "versions": versions(),
     }
-    unlearn = ck.card.get("unlearn")
+    unlearn = card.get("unlearn")
     if unlearn:
         result["efficiency"] = {k: unlearn["result"].get(k) for k in ("steps", "grad_evals", "seconds", "stop_reason")}
-    if ref_model is not None:
+    if reference_model is not None:
         result["reference"] = {"checkpoint": str(reference), "metrics": scored["reference_metrics"]}
         result["gaps"] = scored["gaps"]
     for key in ("relearn", "relearn_reference"):

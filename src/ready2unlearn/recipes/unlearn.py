@@ -16,19 +16,22 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
 from ready2unlearn.artifacts import clear_run_files, now_iso, prepare_out_dir, remove_created, save_checkpoint, versions
 from ready2unlearn.checkpoint import load_checkpoint
 from ready2unlearn.config import from_dict, to_dict
 from ready2unlearn.data import byo
 from ready2unlearn.data.base import Split
 from ready2unlearn.data.registry import load_split
-from ready2unlearn.data.request import DeletionRequest
+from ready2unlearn.data.request import DeletionRequest, RequestViews
 from ready2unlearn.data.sequence import plan_requests
 from ready2unlearn.engine.method import Context, build_method
-from ready2unlearn.engine.unlearn import reference_value, unlearn_model, view_metrics
+from ready2unlearn.engine.unlearn import UnlearnResult, reference_value, unlearn_model, view_metrics
 from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.errors import ConfigError, DataError, R2UError, RequestError
-from ready2unlearn.models.registry import build_model
+from ready2unlearn.models.registry import ModelConfig, build_model
 from ready2unlearn.recipes.train import TrainConfig
 from ready2unlearn.runtime import resolve_device, seed_everything
 from ready2unlearn.task import ClassificationTask
@@ -127,53 +130,17 @@ def _serve(
     lineage = parent.card.get("lineage") or {}
     plans = plan_requests(split, requests, lineage.get("forgotten_ids", []))
     task = ClassificationTask(split.spec.num_classes)
-    method = build_method(cfg.method, task)  # fails early for an unknown method or a bad config
+    build_method(cfg.method, task)  # fails early for an unknown method or a bad config
     ref_model = load_checkpoint(reference, device=str(device)).model if reference else None
 
     cards = []
     model, parent_card, parent_dir = parent.model, parent.card, Path(checkpoint)
     for i, (req, views) in enumerate(zip(requests, plans, strict=True)):
-        gen = seed_everything(cfg.seed + i)
-        factory = lambda: build_model(parent.model_config, split.spec).to(device)  # noqa: E731
-        ctx = Context(task, gen, device, train_config=to_dict(train_cfg), model_factory=factory)
-        method = build_method(cfg.method, task)
-        ref_value = reference_value(ref_model, views, cfg.stop.rule)
-        before = view_metrics(model, views, split.test)
-        res = unlearn_model(model, views, method, cfg, ctx, reference_value=ref_value, show_progress=show_progress)
-        after = view_metrics(model, views, split.test)
-        prev = parent_card.get("lineage") or {}
-        entry = {"request": req.to_dict(), "method": cfg.method.name, "forget_size": len(views.forget),
-                 "parent_sha256": parent_card.get("weights_sha256")}  # fmt: skip
-        card = {
-            "kind": "ready2unlearn.checkpoint",
-            "schema": 1,
-            "created": now_iso(),
-            "producer": "r2u unlearn",
-            "config": parent_card["config"],  # the architecture and data this model descends from
-            "seed": cfg.seed + i,
-            "model": parent_card.get("model"),
-            "data": parent_card.get("data"),
-            "unlearn": {
-                "request": req.to_dict(),
-                "request_text": req.describe(),
-                "config": to_dict(cfg),
-                "views": views.sizes(),
-                "forget_ids": views.forget.ids.tolist(),
-                "result": {k: v for k, v in asdict(res).items() if k != "curve"},
-                "curve": res.curve,
-                "reference": str(reference) if reference else None,
-                "reference_value": ref_value,
-            },
-            "metrics_before": before,
-            "metrics": after,
-            "versions": versions(),
-            "lineage": {
-                "parent": str(parent_dir),
-                "parent_sha256": parent_card.get("weights_sha256"),
-                "requests": [*prev.get("requests", []), entry],
-                "forgotten_ids": [*prev.get("forgotten_ids", []), *views.forget.ids.tolist()],
-            },
-        }
+        card, res, before, after = unlearn_planned(
+            model, parent.model_config, split, train_cfg, req, views, cfg, device=device, parent_card=parent_card,
+            parent_dir=parent_dir, index=i, reference_model=ref_model, reference=reference,
+            show_progress=show_progress,
+        )  # fmt: skip
         target_dir = out if len(requests) == 1 else out / f"req-{i + 1:02d}"
         if overwrite and i == 0:
             clear_run_files(out)  # the earlier run goes only now that this one has a model to put in its place
@@ -183,3 +150,109 @@ def _serve(
             log(req, views, res, before, after, target_dir)
         parent_card, parent_dir = card, target_dir
     return cards
+
+
+def unlearn_planned(
+    model: nn.Module,
+    model_config: ModelConfig,
+    split: Split,
+    train_cfg: TrainConfig,
+    request: DeletionRequest,
+    views: RequestViews,
+    cfg: UnlearnConfig,
+    *,
+    device: torch.device,
+    parent_card: dict[str, Any],
+    parent_dir: str | Path,
+    index: int = 0,
+    reference_model: nn.Module | None = None,
+    reference: str | Path | None = None,
+    show_progress: bool = False,
+) -> tuple[dict[str, Any], UnlearnResult, dict[str, float], dict[str, float]]:
+    """Serves one planned request in memory: unlearns ``model`` in place and builds the child's card.
+
+    The step :func:`run` takes for each request, shared with the ledger (which serves a request from the
+    model and split it loaded once, and writes the child itself): seeded ``cfg.seed + index``, the method
+    built afresh, the stop target from ``reference_model``.
+
+    Args:
+        model: The parent model, changed in place into the child.
+        model_config: Its architecture (methods that re-initialise a model, such as retrain, build one from it).
+        split: The data the parent was trained on (:func:`load_matching_split`).
+        train_cfg: The parent's training config.
+        request: The request; ``views`` its plan against what the parent still holds.
+        views: The request's views (:func:`ready2unlearn.data.sequence.plan_requests`).
+        cfg: Method, stop rule, seed, device.
+        device: Where ``model`` lives.
+        parent_card: The parent's card (lineage, config, data).
+        parent_dir: Where the parent was read from (recorded in the lineage).
+        index: Position of the request in its sequence (offsets the seed).
+        reference_model: A retrained model for ``target: reference``.
+        reference: Its path, recorded in the card.
+        show_progress: Show a progress bar.
+
+    Returns:
+        The child's card (without ``weights_sha256``: :func:`ready2unlearn.artifacts.save_checkpoint` adds
+        it), the unlearning result, and the view metrics before and after.
+    """
+    gen = seed_everything(cfg.seed + index)
+    task = ClassificationTask(split.spec.num_classes)
+    factory = lambda: build_model(model_config, split.spec).to(device)  # noqa: E731
+    ctx = Context(task, gen, device, train_config=to_dict(train_cfg), model_factory=factory)
+    method = build_method(cfg.method, task)
+    ref_value = reference_value(reference_model, views, cfg.stop.rule)
+    before = view_metrics(model, views, split.test)
+    res = unlearn_model(model, views, method, cfg, ctx, reference_value=ref_value, show_progress=show_progress)
+    after = view_metrics(model, views, split.test)
+    card = unlearned_card(parent_card, parent_dir, request, views, cfg, cfg.seed + index, res, before, after,
+                          reference, ref_value)  # fmt: skip
+    return card, res, before, after
+
+
+def unlearned_card(
+    parent_card: dict[str, Any],
+    parent_dir: str | Path,
+    request: DeletionRequest,
+    views: RequestViews,
+    cfg: UnlearnConfig,
+    seed: int,
+    res: UnlearnResult,
+    before: dict[str, float],
+    after: dict[str, float],
+    reference: str | Path | None,
+    ref_value: float | None,
+) -> dict[str, Any]:
+    """The card of a model unlearned from ``parent_card``'s model by ``request``: config, result, lineage."""
+    prev = parent_card.get("lineage") or {}
+    entry = {"request": request.to_dict(), "method": cfg.method.name, "forget_size": len(views.forget),
+             "parent_sha256": parent_card.get("weights_sha256")}  # fmt: skip
+    return {
+        "kind": "ready2unlearn.checkpoint",
+        "schema": 1,
+        "created": now_iso(),
+        "producer": "r2u unlearn",
+        "config": parent_card["config"],  # the architecture and data this model descends from
+        "seed": seed,
+        "model": parent_card.get("model"),
+        "data": parent_card.get("data"),
+        "unlearn": {
+            "request": request.to_dict(),
+            "request_text": request.describe(),
+            "config": to_dict(cfg),
+            "views": views.sizes(),
+            "forget_ids": views.forget.ids.tolist(),
+            "result": {k: v for k, v in asdict(res).items() if k != "curve"},
+            "curve": res.curve,
+            "reference": str(reference) if reference else None,
+            "reference_value": ref_value,
+        },
+        "metrics_before": before,
+        "metrics": after,
+        "versions": versions(),
+        "lineage": {
+            "parent": str(parent_dir),
+            "parent_sha256": parent_card.get("weights_sha256"),
+            "requests": [*prev.get("requests", []), entry],
+            "forgotten_ids": [*prev.get("forgotten_ids", []), *views.forget.ids.tolist()],
+        },
+    }
