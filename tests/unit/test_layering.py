@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "models": 2,
     "hf": 2,
     "checkpoint": 2,
+    "card": 2,
     # 3: how a model is scored
     "task": 3,
     # 4: the two loops, the method contract they drive and the stop rules

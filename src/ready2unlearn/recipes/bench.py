@@ -36,6 +36,7 @@ from ready2unlearn.artifacts import now_iso, save_checkpoint, versions, write_js
 from ready2unlearn.attacks.mia import forget_set_attacks
 from ready2unlearn.attacks.proof import run_proof
 from ready2unlearn.attacks.relearn import RelearnConfig, relearn_attack
+from ready2unlearn.card import ModelCard, data_section
 from ready2unlearn.checkpoint import load_checkpoint
 from ready2unlearn.config import check, load_preset, to_dict
 from ready2unlearn.data.base import Split
@@ -242,11 +243,9 @@ class BenchRunner:
     @staticmethod
     def _card(env: _Env, seed: int, **extra: Any) -> dict[str, Any]:
         """A checkpoint card for a bench model (loadable with ``load_checkpoint``)."""
-        return {"kind": "ready2unlearn.checkpoint", "schema": 1, "created": now_iso(), "producer": "r2u bench",
-                "config": to_dict(env.train_cfg), "seed": seed, "model": {"name": env.train_cfg.model.name},
-                "data": {"name": env.split.name, "spec": env.split.spec.to_dict(),
-                         "fingerprints": env.split.fingerprints()},
-                "versions": versions(), **extra}  # fmt: skip
+        return ModelCard(producer="r2u bench", config=to_dict(env.train_cfg), seed=seed,
+                         model={"name": env.train_cfg.model.name}, data=data_section(env.split, meta=False),
+                         extra=extra).to_dict()  # fmt: skip
 
     def _retrained(self, env: _Env, original: nn.Module, views: RequestViews, setting: str, seed: int):
         """The gold model of (setting, seed) and its retraining seconds (cached in ``models/``).

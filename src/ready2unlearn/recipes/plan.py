@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ready2unlearn.artifacts import now_iso, versions, write_json
+from ready2unlearn.card import ModelCard, data_section
 from ready2unlearn.config import apply_overrides, from_dict, to_dict
 from ready2unlearn.data.base import Split
 from ready2unlearn.data.registry import load_split
@@ -154,21 +155,9 @@ class PlanRunner:
 
     def _card(self, seed: int, info: dict[str, Any]) -> dict[str, Any]:
         env = self._env(seed)
-        return {
-            "kind": "ready2unlearn.checkpoint",
-            "schema": 1,
-            "created": now_iso(),
-            "producer": "r2u plan",
-            "config": to_dict(env.train_cfg),
-            "seed": seed,
-            "model": {"name": self._names[seed]},
-            "data": {
-                "name": env.split.name,
-                "spec": env.split.spec.to_dict(),
-                "fingerprints": env.split.fingerprints(),
-            },
-            "versions": versions(),
-        }
+        card = ModelCard(producer="r2u plan", config=to_dict(env.train_cfg), seed=seed,
+                         model={"name": self._names[seed]}, data=data_section(env.split, meta=False))  # fmt: skip
+        return card.to_dict()
 
     def _trained_by(self, env: _Seed) -> dict[str, Any]:
         """What every model of a seed depends on: the training config, the data and the architecture's name."""

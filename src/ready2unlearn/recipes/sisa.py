@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from ready2unlearn.artifacts import clear_run_files, now_iso, prepare_out_dir, read_card, remove_created, versions
+from ready2unlearn.artifacts import clear_run_files, prepare_out_dir, read_card, remove_created
+from ready2unlearn.card import ModelCard, data_section
 from ready2unlearn.config import check, from_dict, to_dict
 from ready2unlearn.data.base import ArrayDataset, DataSpec
 from ready2unlearn.data.registry import load_split
@@ -72,17 +73,19 @@ def train(
         model = train_sisa(model_factory(cfg, split.spec, device), split.train, cfg, cfg.sisa, task=task,
                            show_progress=show_progress)  # fmt: skip
         seconds = time.perf_counter() - t0
-        card = {
-            "kind": "ready2unlearn.checkpoint", "schema": 1, "created": now_iso(), "producer": producer,
-            "config": to_dict(cfg), "seed": cfg.seed,
-            "model": {"name": cfg.model.name, "parameters": count_parameters(model.ensemble), "ensemble": "sisa"},
-            "data": {"name": split.name, "spec": split.spec.to_dict(), "fingerprints": split.fingerprints(),
-                     "meta": dict(split.meta)},
-            "metrics": final_metrics(model.ensemble, split.train, split.test, task),
-            "timing": {"train_seconds": seconds, "device": str(device)},
-            "versions": versions(), "lineage": {"parent": None, "requests": []},
-            "sisa_layout": model.layout(split.train).to_dict(), **(extra_card or {}),
-        }  # fmt: skip
+        card = ModelCard(
+            producer=producer,
+            config=to_dict(cfg),
+            seed=cfg.seed,
+            model={"name": cfg.model.name, "parameters": count_parameters(model.ensemble), "ensemble": "sisa"},
+            data=data_section(split),
+            metrics=final_metrics(model.ensemble, split.train, split.test, task),
+            extra={
+                "timing": {"train_seconds": seconds, "device": str(device)},
+                "sisa_layout": model.layout(split.train).to_dict(),
+                **(extra_card or {}),
+            },
+        ).to_dict()
         if overwrite:
             clear_run_files(out)
         return save_sisa(model, out, card)
@@ -193,21 +196,24 @@ def _serve(
         exact = "; ".join(f"retrained shard {r['shard']} from slice {r['from_slice']}" for r in res.retrained)
         entry = {"request": req.to_dict(), "method": "sisa", "forget_size": len(ids), "exact": True,
                  "parent_sha256": parent_card.get("weights_sha256")}  # fmt: skip
-        card = {
-            "kind": "ready2unlearn.checkpoint", "schema": 1, "created": now_iso(), "producer": "r2u unlearn",
-            "config": parent_card["config"], "seed": parent_card.get("seed"), "model": parent_card.get("model"),
-            "data": parent_card.get("data"),
-            "unlearn": {"request": req.to_dict(), "request_text": req.describe(), "method": "sisa", "exact": True,
-                        "exact_text": f"exact: {exact}", "retrained": res.retrained, "stages": res.stages,
-                        "seconds": res.seconds, "views": views.sizes(), "forget_ids": ids,
-                        # the fields an approximate run records, so tools reading either kind find them
-                        "result": {"steps": res.stages, "grad_evals": None, "seconds": res.seconds,
-                                   "stop_reason": "exact retraining", "reached": True, "target": None,
-                                   "restored": False}},
-            "metrics_before": before, "metrics": after, "versions": versions(),
-            "lineage": {"parent": str(parent_dir), "parent_sha256": parent_card.get("weights_sha256"),
-                        "requests": [*prev.get("requests", []), entry], "forgotten_ids": [*forgotten, *ids]},
-        }  # fmt: skip
+        unlearn = {"request": req.to_dict(), "request_text": req.describe(), "method": "sisa", "exact": True,
+                   "exact_text": f"exact: {exact}", "retrained": res.retrained, "stages": res.stages,
+                   "seconds": res.seconds, "views": views.sizes(), "forget_ids": ids,
+                   # the fields an approximate run records, so tools reading either kind find them
+                   "result": {"steps": res.stages, "grad_evals": None, "seconds": res.seconds,
+                              "stop_reason": "exact retraining", "reached": True, "target": None,
+                              "restored": False}}  # fmt: skip
+        card = ModelCard(
+            producer="r2u unlearn",
+            config=parent_card["config"],
+            seed=parent_card.get("seed"),
+            model=parent_card.get("model") or {},
+            data=parent_card.get("data") or {},
+            metrics=after,
+            lineage={"parent": str(parent_dir), "parent_sha256": parent_card.get("weights_sha256"),
+                     "requests": [*prev.get("requests", []), entry], "forgotten_ids": [*forgotten, *ids]},
+            extra={"unlearn": unlearn, "metrics_before": before},
+        ).to_dict()  # fmt: skip
         target = out if len(requests) == 1 else out / f"req-{i + 1:02d}"
         if overwrite and i == 0:
             clear_run_files(out)

@@ -22,12 +22,11 @@ from ready2unlearn.artifacts import (
     CARD,
     RESUME_DIR,
     clear_run_files,
-    now_iso,
     prepare_out_dir,
     remove_created,
     save_checkpoint,
-    versions,
 )
+from ready2unlearn.card import ModelCard, data_section
 from ready2unlearn.config import (
     OMIT_UNSET,
     apply_overrides,
@@ -199,27 +198,19 @@ def _train_and_save(
                  regularizer=objective)  # fmt: skip
     if objective is not None:
         extra_card = {**(extra_card or {}), "readiness": objective.summary(split.train)}
-    card = {
-        "kind": "ready2unlearn.checkpoint",
-        "schema": 1,
-        "created": now_iso(),
-        "producer": producer,
-        "config": to_dict(cfg),
-        "seed": cfg.seed,
-        "model": {"name": cfg.model.name, "parameters": count_parameters(model)},
-        "data": {
-            "name": split.name,
-            "spec": split.spec.to_dict(),
-            "fingerprints": split.fingerprints(),
-            "meta": dict(split.meta),
+    card = ModelCard(
+        producer=producer,
+        config=to_dict(cfg),
+        seed=cfg.seed,
+        model={"name": cfg.model.name, "parameters": count_parameters(model)},
+        data=data_section(split),
+        metrics=result.metrics,
+        extra={
+            "history": result.history,
+            "timing": {"train_seconds": result.seconds, "device": str(device)},
+            **(extra_card or {}),
         },
-        "metrics": result.metrics,
-        "history": result.history,
-        "timing": {"train_seconds": result.seconds, "device": str(device)},
-        "versions": versions(),
-        "lineage": {"parent": None, "requests": []},
-        **(extra_card or {}),
-    }
+    ).to_dict()
     if overwrite:
         clear_run_files(out, keep=(RESUME_DIR,))  # the state stays until the new card is written
     return save_checkpoint(model, out, card)

@@ -19,7 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ready2unlearn.artifacts import clear_run_files, now_iso, prepare_out_dir, remove_created, save_checkpoint, versions
+from ready2unlearn.artifacts import clear_run_files, prepare_out_dir, remove_created, save_checkpoint
+from ready2unlearn.card import ModelCard
 from ready2unlearn.checkpoint import load_checkpoint
 from ready2unlearn.config import from_dict, to_dict
 from ready2unlearn.data import byo
@@ -226,33 +227,31 @@ def unlearned_card(
     prev = parent_card.get("lineage") or {}
     entry = {"request": request.to_dict(), "method": cfg.method.name, "forget_size": len(views.forget),
              "parent_sha256": parent_card.get("weights_sha256")}  # fmt: skip
-    return {
-        "kind": "ready2unlearn.checkpoint",
-        "schema": 1,
-        "created": now_iso(),
-        "producer": "r2u unlearn",
-        "config": parent_card["config"],  # the architecture and data this model descends from
-        "seed": seed,
-        "model": parent_card.get("model"),
-        "data": parent_card.get("data"),
-        "unlearn": {
-            "request": request.to_dict(),
-            "request_text": request.describe(),
-            "config": to_dict(cfg),
-            "views": views.sizes(),
-            "forget_ids": views.forget.ids.tolist(),
-            "result": {k: v for k, v in asdict(res).items() if k != "curve"},
-            "curve": res.curve,
-            "reference": str(reference) if reference else None,
-            "reference_value": ref_value,
-        },
-        "metrics_before": before,
-        "metrics": after,
-        "versions": versions(),
-        "lineage": {
+    return ModelCard(
+        producer="r2u unlearn",
+        config=parent_card["config"],  # the architecture and data this model descends from
+        seed=seed,
+        model=parent_card.get("model") or {},
+        data=parent_card.get("data") or {},
+        metrics=after,
+        lineage={
             "parent": str(parent_dir),
             "parent_sha256": parent_card.get("weights_sha256"),
             "requests": [*prev.get("requests", []), entry],
             "forgotten_ids": [*prev.get("forgotten_ids", []), *views.forget.ids.tolist()],
         },
-    }
+        extra={
+            "unlearn": {
+                "request": request.to_dict(),
+                "request_text": request.describe(),
+                "config": to_dict(cfg),
+                "views": views.sizes(),
+                "forget_ids": views.forget.ids.tolist(),
+                "result": {k: v for k, v in asdict(res).items() if k != "curve"},
+                "curve": res.curve,
+                "reference": str(reference) if reference else None,
+                "reference_value": ref_value,
+            },
+            "metrics_before": before,
+        },
+    ).to_dict()
