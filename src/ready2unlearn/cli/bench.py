@@ -98,7 +98,7 @@ def run_group(args: argparse.Namespace) -> int:
 
 def run_lm(args: argparse.Namespace) -> int:
     """Runs a TOFU (``lm_bench``) preset and prints forget quality / model utility per model."""
-    overrides = [*args.overrides, *([f"train.data.data_dir={args.data_dir}"] if args.data_dir else [])]
+    overrides = [*args.overrides, *([f"data_dir={args.data_dir}"] if args.data_dir else [])]
     results = run_lm_bench(args.preset, args.out, overrides, show_progress=not args.quiet)
     for row in results["summary"]["table"]:
         console.print(f"  {esc(row['model']):>9} {esc(row['method']):>9}: forget quality {row['forget quality']:.3g}, "

@@ -20,6 +20,7 @@ CPU presets train on a subset of the retain authors (``tofu.retain_authors``); w
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from torch import nn
 
 from ready2unlearn.artifacts import atomic_write, now_iso, versions, write_json
 from ready2unlearn.attacks.relearn import RelearnConfig, relearn_attack
-from ready2unlearn.config import check, from_dict, load_preset, to_dict
+from ready2unlearn.config import OMIT_UNSET, check, from_dict, load_preset, to_dict
 from ready2unlearn.data.base import ArrayDataset, DataSpec
 from ready2unlearn.data.files import data_root
 from ready2unlearn.data.lm import QATemplate, qa_dataset
@@ -135,6 +136,7 @@ class LMBenchConfig:
         seeds: Seeds (model initialisation, data order, requests).
         mia: Run sequence membership inference (forget vs holdout authors).
         device: ``auto``, ``cpu``, ``cuda``...
+        data_dir: Dataset folder (sets ``train.data.data_dir``; the same key every runner has).
     """
 
     tofu: TofuSetup = field(default_factory=TofuSetup)
@@ -148,8 +150,11 @@ class LMBenchConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     mia: bool = True
     device: str = "auto"
+    data_dir: str | None = field(default=None, metadata=OMIT_UNSET)
 
     def __post_init__(self) -> None:
+        if self.data_dir is not None:  # one spelling for every runner; the training config carries it on
+            self.train.data = dataclasses.replace(self.train.data, data_dir=self.data_dir)
         check(self.train.data.name == "tofu", "lm bench: train.data.name must be tofu")
         check(self.train.ready is None, "lm bench: set readiness in the top-level `ready`, not train.ready")
         check(len(self.seeds) > 0 and len(self.methods) > 0, "lm bench: seeds and methods must not be empty")
