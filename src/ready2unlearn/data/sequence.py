@@ -16,7 +16,7 @@ from ready2unlearn.data.request import DeletionRequest, RequestViews
 from ready2unlearn.errors import RequestError
 
 
-def _remaining(train: ArrayDataset, forgotten: Sequence[int]) -> ArrayDataset:
+def remaining(train: ArrayDataset, forgotten: Sequence[int]) -> ArrayDataset:
     """Training rows whose ids have not been forgotten by an earlier request."""
     if not forgotten:
         return train
@@ -35,7 +35,7 @@ def plan_requests(
     forgotten = list(already_forgotten)
     plans = []
     for i, req in enumerate(requests):
-        train = _remaining(split.train, forgotten)
+        train = remaining(split.train, forgotten)
         try:
             views = req.resolve(train, split.test, split.spec.num_classes)
         except RequestError as e:

@@ -117,7 +117,8 @@ class Judge:
     seed: int
 
     def __post_init__(self) -> None:
-        self._ref_metrics = {k: self._metrics(m, k, None) for k, m in self.references.items()}
+        # Filled on first use: a resumed plan whose streams are all cached scores nothing (MIA fits are costly).
+        self._ref_metrics: dict[int, dict[str, float]] = {}
 
     def _metrics(self, model: nn.Module, k: int, reference: nn.Module | None) -> dict[str, float]:
         views = self.stream.views(k, cumulative=True)
@@ -126,12 +127,10 @@ class Judge:
             metrics.update(forget_set_attacks(model, views, self.stream.split.test, self.seed, self.mia_max_test))
         return metrics
 
-    def reference_metrics(self, k: int) -> dict[str, float]:
-        """The retrained model's metrics after ``k`` requests."""
-        return self._ref_metrics[k]
-
     def score(self, model: nn.Module, k: int) -> dict[str, Any]:
         """Metrics after ``k`` requests and their gaps to the retrained model (``avg_gap`` among them)."""
+        if k not in self._ref_metrics:
+            self._ref_metrics[k] = self._metrics(self.references[k], k, None)
         metrics = self._metrics(model, k, self.references[k])
         return {"metrics": metrics, "gaps": gaps(metrics, self._ref_metrics[k], "random")}
 

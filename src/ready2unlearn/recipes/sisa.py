@@ -14,16 +14,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from torch import nn
 
 from ready2unlearn.artifacts import clear_run_files, prepare_out_dir, read_card, remove_created
 from ready2unlearn.card import ModelCard, data_section
 from ready2unlearn.config import check, from_dict, to_dict
-from ready2unlearn.data.base import ArrayDataset, DataSpec
+from ready2unlearn.data.base import DataSpec
 from ready2unlearn.data.registry import load_split
 from ready2unlearn.data.request import DeletionRequest
-from ready2unlearn.data.sequence import plan_requests
+from ready2unlearn.data.sequence import plan_requests, remaining
 from ready2unlearn.engine.fit import final_metrics
 from ready2unlearn.engine.unlearn import view_metrics
 from ready2unlearn.errors import ConfigError, R2UError, RequestError
@@ -120,11 +119,6 @@ def load(checkpoint: str | Path, device: str = "cpu") -> tuple[SisaModel, dict[s
     return model, card, cfg
 
 
-def _remaining(train: ArrayDataset, forgotten: Sequence[int]) -> ArrayDataset:
-    keep = ~np.isin(train.ids.numpy(), np.asarray(list(forgotten), dtype=np.int64))
-    return train.subset(np.flatnonzero(keep))
-
-
 def unlearn(
     checkpoint: str | Path,
     requests: Sequence[DeletionRequest],
@@ -185,7 +179,7 @@ def _serve(
     task = ClassificationTask(split.spec.num_classes)
     cards, parent_dir = [], Path(checkpoint)
     for i, (req, views) in enumerate(zip(requests, plans, strict=True)):
-        train = _remaining(split.train, forgotten)
+        train = remaining(split.train, forgotten)
         ensemble = model.ensemble
         before = view_metrics(ensemble, views, split.test)
         ids = views.forget.ids.tolist()
