@@ -52,8 +52,9 @@ LAYERS: dict[str, int] = {
     # 6: readable scripts that compose the engines, and the Python API (the package root is its facade)
     "recipes": 6,
     "api": 6,
-    # 7: the deletion ledger and the command line
+    # 7: the deletion ledger, its HTTP service and the command line
     "ledger": 7,
+    "service": 7,
     "cli": 7,
 }
 

@@ -224,7 +224,7 @@ def test_migration_from_schema_v1(digits_ckpt, tmp_path):
     conn.execute("INSERT INTO events (ts, request_id, event) VALUES ('2024-01-01', 1, 'submitted')")
     conn.close()
     led = Ledger(db)
-    assert schema.user_version(led.conn) == schema.LATEST == 3
+    assert schema.user_version(led.conn) == schema.LATEST == 4
     old, bad = led.requests()
     assert old.status == "pending" and old.spec == {"kind": "class", "classes": [9]}
     assert bad.status == "rejected" and "migration" in bad.note

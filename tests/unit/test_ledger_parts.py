@@ -121,14 +121,14 @@ def test_migration_from_schema_v2_keeps_requests_and_fills_covered_on_first_add(
         )
     # a reader sees the new schema through an in-memory copy; the file stays at version 2
     with closing(Ledger(db, readonly=True)) as ro:
-        assert schema.user_version(ro.conn) == schema.LATEST == 3
+        assert schema.user_version(ro.conn) == schema.LATEST == 4
         assert covered_table.watermark(ro.conn) == 0 and not covered_table.load(ro.conn)
     with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         assert schema.user_version(conn) == 2
     # a writer upgrades in place: requests kept, the covered table empty until the data is at hand
     led = Ledger(db)
     with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        assert schema.user_version(conn) == 3
+        assert schema.user_version(conn) == schema.LATEST
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"covered", "covered_through"} <= tables
     assert [(r.id, r.status) for r in led.requests()] == [(1, "done"), (2, "failed"), (3, "pending")]

@@ -8,6 +8,7 @@ therefore never expand emoji codes, and every interpolated user string goes thro
 from __future__ import annotations
 
 import argparse
+import getpass
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any
@@ -71,6 +72,19 @@ def track_run(args: argparse.Namespace, verb: str) -> AbstractContextManager[Tra
         raise ConfigError("--track-dir needs --track mlflow|wandb|tensorboard")
     track_dir = args.track_dir or default_track_dir(args.out)
     return tracking(args.track, track_dir, run_name(verb, args.out))
+
+
+def add_ledger(p: argparse.ArgumentParser) -> None:
+    """``--ledger DB``, the deletion-request ledger (required)."""
+    p.add_argument("--ledger", "-l", required=True, metavar="DB", help="ledger database file (SQLite)")
+
+
+def current_user() -> str:
+    """The login name of whoever runs the command (``unknown`` when the system cannot say)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def add_quiet(p: argparse.ArgumentParser) -> None:

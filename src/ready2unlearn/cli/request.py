@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
+import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.table import Table
 from rich.text import Text
 
-from ready2unlearn.cli.common import add_data_dir, add_quiet, console, esc
+from ready2unlearn.cli.common import add_data_dir, add_ledger, add_quiet, console, current_user, esc
 from ready2unlearn.cli.unlearn import add_unlearn_flags, overrides_from_flags
-from ready2unlearn.engine.unlearn_config import load_unlearn_config
+from ready2unlearn.engine.unlearn_config import UnlearnConfig, load_unlearn_config
 from ready2unlearn.errors import R2UError
 from ready2unlearn.ledger.process import ProcessConfig, process
 from ready2unlearn.ledger.store import Ledger, LedgerError, RequestRejected
+from ready2unlearn.ledger.watch import watch
 
 EPILOG = """the ledger is bound to the first checkpoint it is given (request add/process --checkpoint DIR): that
 model's dataset validates every request, and the model is the root of the lineage.
@@ -25,6 +27,7 @@ examples:
   r2u request list --ledger ledger.db
   r2u request process --ledger ledger.db --checkpoint runs/digits --method ga --stop forget_acc:chance
   r2u request process --ledger ledger.db --resume          # restart requests whose worker died
+  r2u request process --ledger ledger.db --watch           # a worker that keeps serving new requests
   r2u request retry --ledger ledger.db 4 5                  # failed requests back to pending
   r2u lineage ledger.db
   r2u certificate verify ledger-store/certificates/req-00001/certificate.json"""
@@ -45,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     a = actions.add_parser("add", help="submit a request (validated against the model's dataset)")
-    _ledger_arg(a)
+    add_ledger(a)
     a.add_argument("--kind", required=True, choices=("class", "samples", "group"))
     a.add_argument("--target", required=True, help="class: 3 or 3,5 | samples: 12,40 or ids.txt | group: COL=VALUE")
     a.add_argument("--reason", required=True, help="why the deletion was asked for (kept in the record)")
@@ -55,13 +58,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.set_defaults(func=run_add)
 
     ls = actions.add_parser("list", help="list requests")
-    _ledger_arg(ls)
+    add_ledger(ls)
     ls.add_argument("--status", choices=tuple(STATUS_STYLE), help="only requests with this status")
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ls.set_defaults(func=run_list)
 
     sh = actions.add_parser("show", help="show one request with its events and certificate")
-    _ledger_arg(sh)
+    add_ledger(sh)
     sh.add_argument("id", type=int)
     sh.add_argument("--json", action="store_true", help="print JSON instead of tables")
     sh.set_defaults(func=run_show)
@@ -72,7 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Serve pending requests one after another, each from the model the previous one produced. "
         "Several workers may run at once: each request is claimed by exactly one of them (the others wait).",
     )
-    _ledger_arg(pr)
+    add_ledger(pr)
     pr.add_argument("overrides", nargs="*", metavar="key.sub=value", help="unlearn config overrides")
     pr.add_argument("--checkpoint", metavar="DIR", help="base checkpoint (binds a new ledger; else must be a version)")
     add_unlearn_flags(pr)
@@ -86,6 +89,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--retrain-reference", action="store_true",
                     help="retrain a gold model per request for the certificate (slow)")  # fmt: skip
     pr.add_argument("--no-relearn", action="store_true", help="skip the relearning attack in the certificate")
+    pr.add_argument("--watch", action="store_true",
+                    help="keep serving: wait for new requests and take over those of workers that died "
+                    "(stop with Ctrl-C or SIGTERM)")  # fmt: skip
+    pr.add_argument("--poll", type=float, default=1.0, metavar="S", help="with --watch: seconds between looks")
     add_data_dir(pr)
     add_quiet(pr)
     pr.set_defaults(func=run_process)
@@ -97,13 +104,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "divergence). Retry moves it back to pending; the next `process` serves it. The failure stays in the "
         "event log.",
     )
-    _ledger_arg(rt)
+    add_ledger(rt)
     rt.add_argument("ids", nargs="+", type=int, metavar="ID", help="ids of failed requests")
     rt.set_defaults(func=run_retry)
-
-
-def _ledger_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ledger", "-l", required=True, metavar="DB", help="ledger database file (SQLite)")
 
 
 def run_add(args: argparse.Namespace) -> int:
@@ -115,18 +118,12 @@ def run_add(args: argparse.Namespace) -> int:
         if args.checkpoint:
             ledger.bind(args.checkpoint)
         split, forgotten = ledger.load_split(args.data_dir)
-        row = ledger.add_request(args.kind, args.target, args.reason, args.submitter or _user(), split, forgotten)
+        submitter = args.submitter or current_user()
+        row = ledger.add_request(args.kind, args.target, args.reason, submitter, split, forgotten)
     if row.status == "rejected":
         raise RequestRejected(row.id, row.note or "invalid")
     console.print(f"request #{row.id} pending: {esc(row.kind)}:{esc(row.target)}", soft_wrap=True)
     return 0
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -191,7 +188,13 @@ def run_process(args: argparse.Namespace) -> int:
     )  # fmt: skip
     console.print(f"[bold]process[/bold] {esc(args.ledger)}  method={esc(cfg.method.name)}  "
                   f"preset={esc(preset or 'none')}", soft_wrap=True)  # fmt: skip
-    summary = process(args.ledger, cfg, pcfg, checkpoint=args.checkpoint, log=lambda m: console.print(f"  {esc(m)}"))
+
+    def say(message: str) -> None:
+        console.print(f"  {esc(message)}", soft_wrap=True)
+
+    if args.watch:
+        return _watch(args, cfg, pcfg, say)
+    summary = process(args.ledger, cfg, pcfg, checkpoint=args.checkpoint, log=say)
     console.print(
         f"served {len(summary.done)} request(s) into {len(summary.versions)} new version(s); "
         f"{len(summary.failed)} failed; {len(summary.resumed)} resumed"
@@ -203,6 +206,26 @@ def run_process(args: argparse.Namespace) -> int:
         ids = " ".join(str(i) for i in summary.failed)
         raise R2UError(f"{len(summary.failed)} request(s) failed, not certified ({which}); fix the configuration, "
                        f"then `r2u request retry --ledger {args.ledger} {ids}`")  # fmt: skip
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _watch(args: argparse.Namespace, cfg: UnlearnConfig, pcfg: ProcessConfig, say: Callable[[str], None]) -> int:
+    """``process --watch``: serve until SIGTERM / SIGINT; a claim in progress is released, not lost."""
+    if args.poll <= 0:
+        raise R2UError(f"--poll must be positive, got {args.poll}")
+    # SIGTERM (what a supervisor sends) becomes KeyboardInterrupt, so ``process`` puts the claim back to
+    # pending before the worker exits; the default action would leave it running until someone resumes it.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        summary = watch(args.ledger, cfg, pcfg, checkpoint=args.checkpoint, poll=args.poll, log=say)
+    except KeyboardInterrupt:
+        console.print("stopped")
+        return 0
+    console.print(f"served {len(summary.done)} request(s); {len(summary.failed)} failed")
     return 0
 
 

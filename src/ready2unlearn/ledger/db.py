@@ -278,3 +278,13 @@ class Database:
         else:
             rows = self.conn.execute("SELECT * FROM events WHERE request_id = ? ORDER BY id", (request_id,))
         return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+
+    def events_after(self, after: int, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` events with an id above ``after``, oldest first (paging through the whole log)."""
+        rows = self.conn.execute("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (after, limit))
+        return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+
+    def status_counts(self) -> dict[str, int]:
+        """How many requests have each status (every status listed, zeros included)."""
+        counts = dict(self.conn.execute("SELECT status, count(*) FROM requests GROUP BY status").fetchall())
+        return {s: int(counts.get(s, 0)) for s in schema.STATUSES}

@@ -18,6 +18,20 @@ class RequestRejected(RequestError):
         self.reason = reason
 
 
+class RequestRefused(RequestError):
+    """A request was refused before anything was recorded (the service's answer; the CLI records rejections).
+
+    Attributes:
+        reason: Why, in one line (the same text ``r2u request add`` records as the rejection note).
+        duplicate_of: The accepted request asking for the same deletion, when that is the reason.
+    """
+
+    def __init__(self, reason: str, duplicate_of: int | None = None) -> None:
+        super().__init__(f"request refused: {reason}")
+        self.reason = reason
+        self.duplicate_of = duplicate_of
+
+
 class CorruptModel(LedgerError):
     """A registered model version's file no longer matches its content hash."""
 

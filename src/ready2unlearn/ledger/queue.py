@@ -180,11 +180,12 @@ class Queue:
             if rows:  # they no longer cover anything: every later request resolves differently
                 covered.invalidate_from(c, min(r.id for r in rows))
 
-    def retry(self, ids: Sequence[int]) -> list[RequestRow]:
+    def retry(self, ids: Sequence[int], *, token: str | None = None) -> list[RequestRow]:
         """Puts ``failed`` requests back to ``pending``, so the next ``process`` serves them (all or none).
 
         Args:
             ids: Request ids; each must exist and be ``failed``.
+            token: The API token asking (recorded in the event log; ``None`` from the command line).
 
         Returns:
             The requests, now pending.
@@ -219,7 +220,8 @@ class Queue:
                     (r.id,),
                 )  # fmt: skip
                 # The failure stays in the log (append-only); the new event says why the request is back.
-                self.db.event("retried", r.id, reason="retry", previous_error=r.note)
+                who = {"token": token} if token is not None else {}
+                self.db.event("retried", r.id, reason="retry", previous_error=r.note, **who)
             # Back in the queue at its old position: every later request resolves differently again.
             covered.invalidate_from(c, min(r.id for r in rows))
         return [self.db.request(r.id) for r in rows]

@@ -96,6 +96,7 @@ class RequestRow:
     child_hash: str | None = None
     finished_at: str | None = None
     certificate: str | None = None
+    token: str | None = None  # the API token that submitted it (None: the command line)
 
     @classmethod
     def from_sql(cls, row: sqlite3.Row) -> RequestRow:
@@ -109,7 +110,7 @@ class RequestRow:
             spec=json.loads(row["spec"]) if row["spec"] else None, worker=worker, claimed_at=row["claimed_at"],
             heartbeat=row["heartbeat"], phase=row["phase"], attempts=row["attempts"], batch_id=row["batch_id"],
             parent_hash=row["parent_hash"], child_hash=row["child_hash"], finished_at=row["finished_at"],
-            certificate=row["certificate"],
+            certificate=row["certificate"], token=row["token"],
         )  # fmt: skip
 
     @property

@@ -14,6 +14,8 @@ Version 3: the covered-ids table (sample id → the accepted request that forget
 ``request add`` reads what earlier requests cover instead of replaying all of them. Resolving ids needs the
 dataset, which a migration does not have: the watermark starts at 0 and the first ``request add`` after the
 upgrade folds in every accepted request once (see :mod:`~ready2unlearn.ledger.covered`).
+Version 4: API tokens for ``r2u serve`` (name, role, the SHA-256 of the secret, never the secret; revocation
+time) and the name of the token that submitted each request (a submitter reads only its own requests).
 """
 
 from __future__ import annotations
@@ -104,6 +106,19 @@ CREATE TABLE covered_through (
 INSERT INTO covered_through (id, request_id) VALUES (1, 0);
 """
 
+_V4 = """
+CREATE TABLE tokens (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    name    TEXT NOT NULL UNIQUE,
+    role    TEXT NOT NULL CHECK (role IN ('submitter', 'operator', 'auditor')),
+    sha256  TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL,
+    revoked TEXT
+);
+ALTER TABLE requests ADD COLUMN token TEXT;
+CREATE INDEX requests_token ON requests (token, id);
+"""
+
 
 def _v2_backfill(conn: sqlite3.Connection) -> None:
     """Version 1 stored only kind and target text: derive the structured spec and duplicate key."""
@@ -120,7 +135,7 @@ def _v2_backfill(conn: sqlite3.Connection) -> None:
 
 
 Migration = tuple[str, Callable[[sqlite3.Connection], None] | None]
-MIGRATIONS: tuple[Migration, ...] = ((_V1, None), (_V2, _v2_backfill), (_V3, None))
+MIGRATIONS: tuple[Migration, ...] = ((_V1, None), (_V2, _v2_backfill), (_V3, None), (_V4, None))
 LATEST = len(MIGRATIONS)
 
 

@@ -9,7 +9,8 @@
 - :mod:`~ready2unlearn.ledger.queue` — exactly-once claims, worker liveness, heartbeats, fail / retry /
   complete;
 - :mod:`~ready2unlearn.ledger.versions` — binding, model versions and lineage, the served pointer, the
-  store folder.
+  store folder;
+- :mod:`~ready2unlearn.ledger.tokens` — the service's API tokens (stored hashed) and their roles.
 
 Everything that used to be importable from here still is.
 """
@@ -24,10 +25,11 @@ from typing import Any
 
 from ready2unlearn.data.base import Split
 from ready2unlearn.ledger.db import LEDGER_TABLES, Database
-from ready2unlearn.ledger.errors import CorruptModel, LedgerError, LostClaim, RequestRejected
+from ready2unlearn.ledger.errors import CorruptModel, LedgerError, LostClaim, RequestRefused, RequestRejected
 from ready2unlearn.ledger.queue import PROCESS_SERVING, Heartbeat, Queue, ServingSet
 from ready2unlearn.ledger.records import ACTIVE_STATUSES, Claim, ModelVersion, RequestRow, Worker
 from ready2unlearn.ledger.submissions import Submissions
+from ready2unlearn.ledger.tokens import Tokens
 from ready2unlearn.ledger.versions import Versions, default_store
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "LedgerError",
     "LostClaim",
     "ModelVersion",
+    "RequestRefused",
     "RequestRejected",
     "RequestRow",
     "ServingSet",
@@ -65,6 +68,7 @@ class Ledger:
         versions: Model versions, lineage and the store folder.
         queue: Claims and request state changes.
         submissions: Adding and validating requests.
+        tokens: The service's API tokens.
 
     Raises:
         LedgerError: If the file is missing (and not to be created), is not a ledger (an SQLite file with
@@ -77,6 +81,7 @@ class Ledger:
         self.versions = Versions(self.db)
         self.queue = Queue(self.db, self.versions, serving)
         self.submissions = Submissions(self.db)
+        self.tokens = Tokens(self.db)
 
     # -- the connection ---------------------------------------------------------------------------------
     @property
@@ -116,6 +121,11 @@ class Ledger:
     def meta(self, key: str, default: str | None = None) -> str | None:
         """A metadata value."""
         return self.db.meta(key, default)
+
+    def record(self, event: str, request_id: int | None = None, **detail: Any) -> None:
+        """Appends one event in its own transaction: an action that changes nothing else (a trigger)."""
+        with self.db.transaction():
+            self.db.event(event, request_id, **detail)
 
     # -- versions and the store folder ------------------------------------------------------------------
     @property
@@ -187,9 +197,12 @@ class Ledger:
         already_forgotten: Sequence[int],
         *,
         replay: bool = False,
+        token: str | None = None,
+        record_rejected: bool = True,
     ) -> RequestRow:
         """Records a request, ``pending`` or ``rejected`` (see :meth:`Submissions.add_request`)."""
-        return self.submissions.add_request(kind, target, reason, submitter, split, already_forgotten, replay=replay)
+        return self.submissions.add_request(kind, target, reason, submitter, split, already_forgotten, replay=replay,
+                                            token=token, record_rejected=record_rejected)  # fmt: skip
 
     def covered(self, split: Split, already_forgotten: Sequence[int], *, replay: bool = False) -> dict[int, int]:
         """Sample id → the accepted request that forgets it (see :meth:`Submissions.covered`)."""
@@ -229,9 +242,9 @@ class Ledger:
         """Marks claimed requests ``failed`` with the error."""
         self.queue.fail(ids, worker, error)
 
-    def retry(self, ids: Sequence[int]) -> list[RequestRow]:
+    def retry(self, ids: Sequence[int], *, token: str | None = None) -> list[RequestRow]:
         """Puts ``failed`` requests back to ``pending``, all or none (see :meth:`Queue.retry`)."""
-        return self.queue.retry(ids)
+        return self.queue.retry(ids, token=token)
 
     def complete(
         self,
