@@ -327,3 +327,54 @@ def test_unbound_or_missing_ledger_is_a_clear_error(tmp_path):
         create_app(ServiceConfig(ledger=str(tmp_path / "empty.db")))
     with pytest.raises(R2UError, match="workers"):
         ServiceConfig(ledger="x", workers=-1)
+
+
+# -- workers ----------------------------------------------------------------------------------------------------
+def test_watch_serves_the_queue_and_takes_over_a_dead_workers_claim(digits_ckpt, tmp_path):
+    import socket
+
+    from ready2unlearn.engine.stop import StopConfig
+    from ready2unlearn.engine.unlearn_config import load_unlearn_config
+    from ready2unlearn.ledger.process import ProcessConfig
+    from ready2unlearn.ledger.records import Worker
+    from ready2unlearn.ledger.watch import watch
+
+    path = tmp_path / "ledger.db"
+    with Ledger(path) as led:
+        led.bind(digits_ckpt)
+        split, forgotten = led.load_split()
+        a = led.add_request("class", "3", "x", "u", split, forgotten)
+        b = led.add_request("class", "5", "x", "u", split, forgotten)
+        dead = Worker(socket.gethostname(), 2**22 + 12345, "0")  # above pid_max: never a live process
+        assert led.claim(dead).rows[0].id == a.id
+    cfg, _ = load_unlearn_config(None, [], method="ga")
+    cfg.stop = StopConfig.parse("steps", max_steps=3)
+    summary = watch(path, cfg, ProcessConfig(relearn=False, poll_seconds=0.05), poll=0.05, rounds=2)
+    assert summary.resumed == [a.id] and sorted(summary.done) == [a.id, b.id]
+    with Ledger(path, readonly=True) as led:
+        assert [r.status for r in led.requests()] == ["done", "done"]
+    with pytest.raises(ValueError, match="poll"):
+        watch(path, cfg, poll=0)
+
+
+def test_worker_pool_restarts_a_killed_worker(ledger_path, tmp_path):
+    import os
+    import signal
+
+    from ready2unlearn.service import workers
+
+    pool = workers.WorkerPool(ledger_path, 1, WORKER_ARGS, poll=0.2, log_dir=tmp_path)
+    pool.start()
+    try:
+        (pid,) = pool.pids()
+        time.sleep(workers.RESTART_DELAY)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.time() + 30
+        while time.time() < deadline and not (pool.pids() and pool.pids()[0] != pid):
+            time.sleep(0.2)
+        (status,) = pool.status()
+        assert status["alive"] and status["pid"] != pid and status["restarts"] == 1 and status["exits"] == [-9]
+        assert pool.trigger() == (False, "1 resident worker(s) serve the queue continuously")
+    finally:
+        pool.stop()
+    assert not any(s["alive"] for s in pool.status())

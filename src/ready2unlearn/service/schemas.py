@@ -93,6 +93,7 @@ class RequestOut(BaseModel):
     child_hash: str | None = None
     finished_at: str | None = None
     token: str | None = None
+    worker: dict[str, Any] | None = Field(None, description="Host and pid of the worker serving it (while running).")
     certificate: bool = Field(False, description="Whether a certificate was issued (download it from .../certificate).")
 
     @classmethod
