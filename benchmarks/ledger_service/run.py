@@ -30,6 +30,7 @@ Run: ``python benchmarks/ledger_service/run.py`` (about 5 minutes on 2 cores); w
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import shutil
@@ -361,14 +362,29 @@ def main(argv: list[str] | None = None) -> int:
         "queue_samples": samples,
     })  # fmt: skip
     write_plot(samples, marks, out / "timeline.png")
-    (out / "README.md").write_text(report(summary, marks, args, worker_args), encoding="utf-8")
+    (out / "README.md").write_text(report(summary, marks, args, worker_args, samples), encoding="utf-8")
     print(f"{'OK' if ok else 'FAILED'}: accepted {len(accepted)}, lost {check['lost']}, done once "
           f"{check['done_exactly_once']}, verified {check['certificates_verified']}, p50 "
           f"{summary['latency_p50_ms']:.0f} ms, p95 {summary['latency_p95_ms']:.0f} ms")  # fmt: skip
     return 0 if ok else 1
 
 
-def report(s: dict[str, Any], marks: dict[str, float], args: argparse.Namespace, worker_args: list[str]) -> str:
+def longest_stall(samples: list[dict[str, Any]]) -> float:
+    """The longest time (s) during which the done count did not move while requests were waiting."""
+    up = [s for s in samples if not s.get("down")]
+    best, since = 0.0, None
+    for a, b in itertools.pairwise(up):
+        waiting = a.get("pending", 0) + a.get("running", 0) > 0
+        if waiting and b.get("done", 0) == a.get("done", 0):
+            since = a["t"] if since is None else since
+            best = max(best, b["t"] - since)
+        else:
+            since = None
+    return best
+
+
+def report(s: dict[str, Any], marks: dict[str, float], args: argparse.Namespace, worker_args: list[str],
+           samples: list[dict[str, Any]]) -> str:  # fmt: skip
     """The Markdown report."""
     rows = [
         ("submissions", s["submissions"]),
@@ -389,6 +405,7 @@ def report(s: dict[str, Any], marks: dict[str, float], args: argparse.Namespace,
          f"{s['latency_p50_ms']:.0f} / {s['latency_p95_ms']:.0f} / {s['latency_max_ms']:.0f} ms"),
         ("server start-up (first, after restart)", " / ".join(f"{x:.1f} s" for x in s["server_startup_s"])),
         ("all submissions answered / queue drained", f"{s['submission_phase_s']:.0f} s / {s['drained_s']:.0f} s"),
+        ("longest time with requests waiting and none finishing", f"{longest_stall(samples):.0f} s"),
     ]  # fmt: skip
     k = s["killed_worker"]
     lines = [
@@ -405,6 +422,9 @@ def report(s: dict[str, Any], marks: dict[str, float], args: argparse.Namespace,
         "exactly once, every certificate verified." if s["ok"] else "**Verdict: FAILED** (see results.json).", "",
         "| measure | value |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows), "",
         "![queue over time](timeline.png)", "",
+        "Latency is that of the attempt that was answered; a client that met the restarting server retried the "
+        "same body after a back-off (the restart's cost shows in the stall above: the old workers release their "
+        "claims, the new server and its workers start, import PyTorch and load the model again).", "",
         "Unlearning uses GA with a fixed budget of 5 steps per claim and batches of "
         f"{args.batch} requests: this benchmark is about the service (claims, crashes, restarts, latency); "
         "forgetting quality is measured by the readiness and unlearning benchmarks.", "",

@@ -81,6 +81,7 @@ def create_app(cfg: ServiceConfig) -> FastAPI:
         with app.state.r2u.reader() as ledger:
             return {"status": "ok", "served_model": ledger.served_hash() or ""}
 
+    app.add_exception_handler(dashboard.LoginRequired, dashboard.login_redirect)
     app.include_router(api.router)
     app.include_router(dashboard.router)
     return app

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -24,7 +26,7 @@ from ready2unlearn.service.api import readable_row
 from ready2unlearn.service.state import state_of
 
 router = APIRouter(include_in_schema=False)
-RequestId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+RequestId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 _env = Environment(loader=PackageLoader("ready2unlearn.service", "templates"), autoescape=select_autoescape(),
                    trim_blocks=True, lstrip_blocks=True)  # fmt: skip
 #: Verification metrics shown in the request page's table, in this order.
@@ -52,16 +54,34 @@ def _page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
     )
 
 
-def _session(request: Request) -> Token | None:
+class LoginRequired(Exception):
+    """A page was asked for without a valid session: the app answers with a redirect to the login form."""
+
+
+def session_token(request: Request) -> Token:
+    """The token of the session cookie (dependency of every page); raises :class:`LoginRequired` otherwise."""
     secret = request.cookies.get(auth.COOKIE)
-    if not secret:
-        return None
-    with state_of(request).reader() as ledger:
-        return ledger.tokens.authenticate(secret)
+    token = None
+    if secret:
+        with state_of(request).reader() as ledger:
+            token = ledger.tokens.authenticate(secret)
+    if token is None:
+        raise LoginRequired
+    return token
 
 
-def _login_redirect() -> RedirectResponse:
+def login_redirect(request: Request, exc: Exception) -> RedirectResponse:
+    """The answer to :class:`LoginRequired` (registered on the app)."""
     return RedirectResponse("/login", status_code=303)
+
+
+Session = Annotated[Token, Depends(session_token)]
+
+
+def _certificate(request: Request, token: Token, request_id: int) -> Path:
+    state = state_of(request)
+    with state.reader() as ledger:
+        return state.certificate_path(ledger, readable_row(ledger, token, request_id))
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -87,17 +107,14 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 def logout() -> Response:
     """Forgets the session cookie."""
-    response = _login_redirect()
+    response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(auth.COOKIE, path="/")
     return response
 
 
 @router.get("/", response_class=HTMLResponse)
-def queue(request: Request) -> Response:
+def queue(request: Request, token: Session) -> Response:
     """The queue: counts by status and every request (a submitter's own only)."""
-    token = _session(request)
-    if token is None:
-        return _login_redirect()
     state = state_of(request)
     with state.reader() as ledger:
         rows = [r for r in ledger.requests() if auth.can_read(token, r.token)]
@@ -109,11 +126,8 @@ def queue(request: Request) -> Response:
 
 
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
-def request_page(request_id: RequestId, request: Request) -> Response:
+def request_page(request_id: RequestId, request: Request, token: Session) -> Response:
     """A request's record, timeline and certificate (verified now, with its metrics and plots)."""
-    token = _session(request)
-    if token is None:
-        return _login_redirect()
     state = state_of(request)
     with state.reader() as ledger:
         row = readable_row(ledger, token, request_id)
@@ -138,35 +152,20 @@ def request_page(request_id: RequestId, request: Request) -> Response:
 
 
 @router.get("/requests/{request_id}/certificate.json")
-def certificate_json(request_id: RequestId, request: Request) -> Response:
+def certificate_json(request_id: RequestId, request: Request, token: Session) -> Response:
     """The certificate file, for a logged-in reader."""
-    token = _session(request)
-    if token is None:
-        return _login_redirect()
-    state = state_of(request)
-    with state.reader() as ledger:
-        path = state.certificate_path(ledger, readable_row(ledger, token, request_id))
-    return JSONResponse(json.loads(path.read_text(encoding="utf-8")))
+    return JSONResponse(json.loads(_certificate(request, token, request_id).read_text(encoding="utf-8")))
 
 
 @router.get("/requests/{request_id}/certificate.html", response_class=HTMLResponse)
-def certificate_page(request_id: RequestId, request: Request) -> Response:
+def certificate_page(request_id: RequestId, request: Request, token: Session) -> Response:
     """The certificate's own HTML page."""
-    token = _session(request)
-    if token is None:
-        return _login_redirect()
-    state = state_of(request)
-    with state.reader() as ledger:
-        path = state.certificate_path(ledger, readable_row(ledger, token, request_id))
-    return HTMLResponse(path.with_name(CERT_HTML).read_text(encoding="utf-8"))
+    return HTMLResponse(_certificate(request, token, request_id).with_name(CERT_HTML).read_text(encoding="utf-8"))
 
 
 @router.get("/lineage", response_class=HTMLResponse)
-def lineage_page(request: Request) -> Response:
+def lineage_page(request: Request, token: Session) -> Response:
     """The chain of model versions."""
-    token = _session(request)
-    if token is None:
-        return _login_redirect()
     if token.role not in auth.READ_ALL:
         return _page(
             "lineage.html",
