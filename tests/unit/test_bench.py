@@ -10,7 +10,8 @@ from ready2unlearn.cli.main import main
 from ready2unlearn.data.request import DeletionRequest
 from ready2unlearn.errors import ConfigError, R2UError, RequestError
 from ready2unlearn.evaluate.metrics import EvalOutputs, compute, gaps
-from ready2unlearn.recipes.bench import BenchRunner, load_bench_config, rows_digest, run_bench
+from ready2unlearn.recipes.bench import BenchRunner, load_bench_config, run_bench
+from ready2unlearn.recipes.classifier_env import rows_digest
 from ready2unlearn.recipes.unlearn import load_matching_split
 
 SETTINGS = ["class:3", "random:0.1"]

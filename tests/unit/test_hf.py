@@ -258,6 +258,53 @@ def test_tofu_bench_runs_end_to_end_and_resumes(tmp_path):
         run_lm_bench("tofu-forget01", tmp_path, [*overrides[:-1], "relearn.eval_every=2"], show_progress=False)
 
 
+@pytest.mark.skipif(not kit_available("tofu"), reason="needs ../shared/data/tofu")
+def test_tofu_bench_trains_the_language_baselines_and_unlearns_them_alike(tmp_path):
+    """NEFTune, down-weighting and DP-SGD: trained beside standard/ready, unlearned with the same methods."""
+    pytest.importorskip("opacus")
+    from ready2unlearn.recipes.lm_bench import run_lm_bench
+
+    overrides = ["tofu.retain_authors=1", "tofu.eval_rows=2", "tofu.max_new_tokens=4", "tofu.max_len=64",
+                 "tofu.tokenizer=train:400", "train.epochs=1", "train.model.hidden=16", "train.model.layers=1",
+                 "train.model.intermediate=32", "train.model.max_positions=64", "methods=[{name: ga}]",
+                 "stop.max_steps=2", "stop.eval_every=1", "relearn.steps=2", "relearn.eval_every=1", "mia=false",
+                 "baselines={neftune: 5.0, downweight: 0.1, dp: {noise_multiplier: 1.0, max_grad_norm: 1.0}}",
+                 ]  # fmt: skip
+    res = run_lm_bench("tofu-forget01", tmp_path, overrides, show_progress=False)
+    models = res["models"]["0"]
+    assert set(models) == {"standard", "ready", "neftune", "downweight", "dp", "retrained"}
+    assert models["neftune"]["info"]["baseline"] == {"alpha": 5.0}
+    assert models["downweight"]["info"]["baseline"] == {"weight": 0.1, "rows": 40}  # the forget authors' rows
+    assert models["dp"]["info"]["baseline"]["epsilon"] > 0
+    compare = {(r["model"], r["method"]) for r in res["summary"]["compare"]}
+    assert compare == {("ready", "ga"), ("neftune", "ga"), ("downweight", "ga"), ("dp", "ga")}
+    assert set(res["summary"]["train_time_ratios"]) == {"standard", "ready", "neftune", "downweight", "dp"}
+    assert "neftune" in (tmp_path / "report.md").read_text()
+
+
+def test_neftune_noise_is_on_only_while_training(tok):
+    """The NEFTune hook perturbs embeddings in training mode only and is gone after fitting."""
+    from ready2unlearn.readiness.baselines import fit_neftune
+
+    model = tiny_causal_lm(len(tok), TinyLMConfig(hidden=16, layers=1, heads=2, intermediate=32, max_positions=32))
+    emb = model.get_input_embeddings()
+    seen = []
+    handle = emb.register_forward_hook(lambda m, i, o: seen.append(hasattr(m, "neftune_noise_alpha")))
+    ids = torch.randint(0, len(tok), (4, 12))
+    train = ArrayDataset(ids, ids.clone(), torch.arange(4))
+    cfg = TrainConfig(epochs=1, batch_size=4)
+    fit_neftune(model, train, None, cfg, alpha=5.0, task=CausalLMTask())
+    handle.remove()
+    assert seen and all(seen)  # the noise scale was set on the embedding during training
+    assert not hasattr(emb, "neftune_noise_alpha") and not emb._forward_hooks  # removed afterwards
+    model.train()
+    with torch.no_grad():
+        a, b = emb(ids), emb(ids)
+    assert torch.equal(a, b)  # no noise left, even in training mode
+    with pytest.raises(ValueError, match="positive"):
+        fit_neftune(model, train, None, cfg, alpha=0.0)
+
+
 def test_bench_verb_dispatches_by_preset_group():
     from ready2unlearn.cli.bench import preset_group
 

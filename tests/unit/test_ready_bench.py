@@ -86,9 +86,9 @@ def test_ready_bench_end_to_end_and_resume(tmp_path, monkeypatch):
         assert heading in report, heading
     assert (tmp_path / "plots" / "ready_curves.png").is_file() and (tmp_path / "plots" / "relearn.png").is_file()
     cards = [json.loads((d / "card.json").read_text()) for d in (tmp_path / "models" / "seed0").glob("ready-*")]
-    (card,) = [c for c in cards if c["bench"]["ready"]["revocable"] == "class:3,5"]
-    assert card["bench"]["readiness"]["revocable"]["classes"] == [3, 5]
-    assert 0 <= card["bench"]["readiness"]["cap_saturation"] <= 1
+    (card,) = [c for c in cards if c["info"]["ready"]["revocable"] == "class:3,5"]
+    assert card["info"]["readiness"]["revocable"]["classes"] == [3, 5]
+    assert 0 <= card["info"]["readiness"]["cap_saturation"] <= 1
     assert card["cache"]["config"]["ready"]["revocable"] == "class:3,5"
     # random-in requests come from the revocable pool, random-out from the stable rest
     rand = {c["setting"]: c for c in results["cells"] if c["group"] == "random"}
@@ -387,7 +387,7 @@ def test_alpha_auto_is_calibrated_on_the_standard_model_and_cached(tmp_path):
     cal = json.loads(path.read_text())["calibration"]
     assert cal["alpha"] == pytest.approx(cal["factor"] * 0.01 * float(np.median(cal["steps"])))
     ready_card = next(p for p in (tmp_path / "models").rglob("card.json") if "/ready-" in str(p))
-    info = json.loads(ready_card.read_text())["bench"]
+    info = json.loads(ready_card.read_text())["info"]
     assert info["ready"]["alpha"] == pytest.approx(cal["alpha"]) and info["calibration"] == cal
     mtime = path.stat().st_mtime_ns
     ReadyBenchRunner(cfg, tmp_path, "tiny", show_progress=False).run()  # resumed: measured once

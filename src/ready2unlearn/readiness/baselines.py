@@ -1,4 +1,4 @@
-"""Learning-time baselines Ready2Unlearn is compared with: DP-SGD, down-weighting and negative training.
+"""Learning-time baselines Ready2Unlearn is compared with: DP-SGD, down-weighting, negative training, NEFTune.
 
 - DP-SGD (Abadi et al. 2016, "Deep Learning with Differential Privacy"), via Opacus: per-sample gradient
   clipping plus Gaussian noise bounds every sample's influence, so a later request has less to undo.
@@ -7,6 +7,12 @@
   unlearning — minimise ``−λ·λ1·min(CE(θ; F), c)`` on a simulated request F from the revocable set. With
   ``first_order=true`` the readiness efficiency gradient is exactly this term evaluated at a look-ahead
   point, so readiness shows a meta-learning benefit only where it beats this baseline at equal utility cost.
+- NEFTune (Jain et al. 2023, "NEFTune: Noisy Embeddings Improve Instruction Finetuning", arXiv 2310.05914),
+  a baseline of the Ready2Unlearn paper's language experiments: uniform noise of scale ``α/√(L·d)`` on the
+  input embeddings while fine-tuning, through Transformers' own hook (``transformers.integrations.neftune``).
+
+DP-SGD and down-weighting take the task (a classifier by default, or a causal LM), so the language benchmark
+trains its baselines with the same code as the vision one.
 
 Each produces an ordinary ``nn.Module`` that the same unlearning methods then serve requests on.
 """
@@ -19,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ready2unlearn.config import check, to_dict
@@ -53,15 +58,18 @@ class DPConfig:
 
 
 def fit_dp_sgd(model: nn.Module, train: ArrayDataset, test: ArrayDataset | None, cfg: FitSettings,
-               dp: DPConfig) -> tuple[FitResult, float]:  # fmt: skip
+               dp: DPConfig, task: Task | None = None) -> tuple[FitResult, float]:  # fmt: skip
     """Trains ``model`` in place with DP-SGD (Opacus, Poisson sampling, RDP accountant).
 
     Args:
-        model: A classifier without BatchNorm (per-sample gradients need layers Opacus supports).
+        model: A model without BatchNorm (per-sample gradients need layers Opacus supports, or its functorch
+            fallback: a Llama-style LM with RMSNorm and tied embeddings works, LoRA adapters too).
         train: Training data.
         test: Evaluated at the end when given.
         cfg: Epochs, batch size (expected Poisson batch), optimiser and seed.
         dp: Noise and clipping.
+        task: How the loss is computed (default: classification). The loss is the mean of per-sample losses,
+            the reduction Opacus's per-sample gradients assume (``loss_reduction="mean"``).
 
     Returns:
         ``(FitResult, ε)`` — ε at ``dp.delta`` for the whole run.
@@ -75,10 +83,11 @@ def fit_dp_sgd(model: nn.Module, train: ArrayDataset, test: ArrayDataset | None,
         raise ImportError("DP-SGD needs Opacus: pip install 'ready2unlearn[dp]'") from e
     from torch.utils.data import DataLoader, TensorDataset
 
+    task = task or ClassificationTask(0)
     gen = seed_everything(cfg.seed)
     device = next(model.parameters()).device
     loader = DataLoader(TensorDataset(train.x, train.y), batch_size=cfg.batch_size, shuffle=True, generator=gen)
-    optimizer = build_optimizer(model.parameters(), cfg.optim)
+    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], cfg.optim)
     t0 = time.perf_counter()
     history = []
     with warnings.catch_warnings():
@@ -98,7 +107,7 @@ def fit_dp_sgd(model: nn.Module, train: ArrayDataset, test: ArrayDataset | None,
             for x, y in dp_loader:
                 if len(y) == 0:  # Poisson sampling can draw an empty batch
                     continue
-                loss = F.cross_entropy(private(x.to(device)), y.to(device))
+                loss = task.per_sample_loss(private, x.to(device), y.to(device)).mean()
                 dp_opt.zero_grad(set_to_none=True)
                 loss.backward()
                 dp_opt.step()
@@ -109,14 +118,15 @@ def fit_dp_sgd(model: nn.Module, train: ArrayDataset, test: ArrayDataset | None,
     for p in model.parameters():
         p.grad = None
     model.eval()
-    metrics = final_metrics(model, train, test)
+    metrics = final_metrics(model, train, test, task)
     epsilon = engine.get_epsilon(dp.delta)
     metrics["epsilon"] = epsilon
     return FitResult(history, metrics, seconds), epsilon
 
 
 def fit_downweighted(model: nn.Module, train: ArrayDataset, test: ArrayDataset | None, cfg: FitSettings,
-                     positions: torch.Tensor | list[int], weight: float) -> FitResult:  # fmt: skip
+                     positions: torch.Tensor | list[int], weight: float,
+                     task: Task | None = None) -> FitResult:  # fmt: skip
     """Standard training with the loss of rows ``positions`` (the revocable set) multiplied by ``weight``.
 
     Raises:
@@ -126,7 +136,40 @@ def fit_downweighted(model: nn.Module, train: ArrayDataset, test: ArrayDataset |
         raise ValueError(f"down-weighting needs a weight in [0, 1], got {weight}")
     w = torch.ones(len(train))
     w[torch.as_tensor(positions, dtype=torch.long)] = weight
-    return fit(model, train, test, cfg, show_progress=False, sample_weight=w)
+    return fit(model, train, test, cfg, task=task, show_progress=False, sample_weight=w)
+
+
+def fit_neftune(model: nn.Module, train: ArrayDataset, test: ArrayDataset | None, cfg: FitSettings, alpha: float,
+                task: Task | None = None) -> FitResult:  # fmt: skip
+    """Standard fine-tuning of a Transformers model with NEFTune noise on its input embeddings.
+
+    The noise is added by Transformers' own forward hook (the route ``Trainer(neftune_noise_alpha=...)``
+    takes), only in training mode, and the hook is removed afterwards: evaluation and later unlearning see
+    the plain model.
+
+    Args:
+        model: A Transformers model (or a PEFT wrapper of one) with ``get_input_embeddings``.
+        train: Training data.
+        test: Evaluated at the end when given.
+        cfg: The usual fine-tuning settings.
+        alpha: NEFTune's noise scale α (the paper uses 5-15).
+        task: How the loss is computed (a causal LM here).
+
+    Raises:
+        ValueError: If ``alpha`` is not positive.
+        ImportError: With an install hint when Transformers is missing (extra ``hf``).
+    """
+    if alpha <= 0:
+        raise ValueError(f"NEFTune needs a positive noise alpha, got {alpha}")
+    try:
+        from transformers.integrations.neftune import activate_neftune, deactivate_neftune
+    except ImportError as e:  # pragma: no cover - exercised only without the extra
+        raise ImportError("NEFTune needs Transformers: pip install 'ready2unlearn[hf]'") from e
+    handle = activate_neftune(model, alpha)
+    try:
+        return fit(model, train, test, cfg, task=task, show_progress=False)
+    finally:
+        deactivate_neftune(model, handle)
 
 
 class NegativeTrainingObjective:

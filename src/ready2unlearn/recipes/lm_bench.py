@@ -15,6 +15,10 @@ attack on a few forget QA pairs.
 
 CPU presets train on a subset of the retain authors (``tofu.retain_authors``); with a GPU set it to
 ``null`` for the full TOFU protocol (see the presets' comments).
+
+Resumable through the harness (:mod:`ready2unlearn.recipes.harness`): cells are cached under ``cells/<key>.json``
+(unkeyed: the folder belongs to one config, which :func:`run_lm_bench` checks), and models under
+``models/seed<S>/<name>`` as their trainable tensors only (for LoRA, the adapters).
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,9 +55,10 @@ from ready2unlearn.models.registry import build_model, count_parameters
 from ready2unlearn.progress import progress_bar
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.objective import ReadinessObjective
-from ready2unlearn.recipes.bench import run_resumable
+from ready2unlearn.recipes.harness import CellCache, Report, publish, run_resumable
+from ready2unlearn.recipes.lm_baselines import BASELINES, LMBaselines, train_baseline
 from ready2unlearn.recipes.train import TrainConfig
-from ready2unlearn.report.lm import write_lm_report
+from ready2unlearn.report.lm import summarise_lm, write_lm_report
 from ready2unlearn.runtime import resolve_device, seed_everything
 from ready2unlearn.task import CausalLMTask
 
@@ -134,6 +138,8 @@ class LMBenchConfig:
         stop: Stop rule and budget of every unlearning run.
         relearn: Relearning attack after unlearning (also on the retrained model: the floor).
         seeds: Seeds (model initialisation, data order, requests).
+        baselines: Learning-time baselines trained beside the standard and ready models and unlearned with
+            the same methods (NEFTune, down-weighting, DP-SGD; :mod:`ready2unlearn.recipes.lm_baselines`).
         mia: Run sequence membership inference (forget vs holdout authors).
         device: ``auto``, ``cpu``, ``cuda``...
         data_dir: Dataset folder (sets ``train.data.data_dir``; the same key every runner has).
@@ -148,6 +154,7 @@ class LMBenchConfig:
                                                                 max_steps=200, eval_every=5))  # fmt: skip
     relearn: RelearnConfig = field(default_factory=lambda: RelearnConfig(sets=["forget-10"], steps=20, eval_every=5))
     seeds: list[int] = field(default_factory=lambda: [0])
+    baselines: LMBaselines | None = field(default=None, metadata=OMIT_UNSET)
     mia: bool = True
     device: str = "auto"
     data_dir: str | None = field(default=None, metadata=OMIT_UNSET)
@@ -207,15 +214,27 @@ def _tokenizer(setup: TofuSetup, texts: list[str]) -> Any:
 
 
 class LMBenchRunner:
-    """Runs an :class:`LMBenchConfig` into ``out_dir``; finished models and cells are reused on re-runs."""
+    """Runs an :class:`LMBenchConfig` into ``out_dir``; finished models and cells are reused on re-runs.
 
-    def __init__(self, cfg: LMBenchConfig, out_dir: str | Path, preset: str = "custom", show_progress: bool = True):
+    Args:
+        cfg: The benchmark.
+        out_dir: Where models, cells, results and the report go.
+        preset: Name recorded in the results.
+        show_progress: Progress bars.
+        report: Renders the report from the results (default: ``report.md`` and its plots).
+    """
+
+    def __init__(self, cfg: LMBenchConfig, out_dir: str | Path, preset: str = "custom", show_progress: bool = True,
+                 report: Report = write_lm_report) -> None:  # fmt: skip
         self.cfg = cfg
         self.out = Path(out_dir)
         self.preset = preset
         self.show_progress = show_progress
+        self.report = report
         self.device = resolve_device(cfg.train.device if cfg.device == "auto" else cfg.device)
         self.task = CausalLMTask(eval_batch_size=cfg.tofu.eval_batch_size)
+        # Cells named by their key alone (``cells/seed0-standard-ga.json``), as this runner always has.
+        self.cells = CellCache(self.out, name=lambda key: key)
 
     # -- data ---------------------------------------------------------------------------------------------
     def load_data(self) -> _Data:
@@ -276,14 +295,22 @@ class LMBenchRunner:
         train = data.retain if name == "retrained" else data.train
         cfg = copy.deepcopy(self.cfg.train)
         cfg.seed = seed
-        objective = None
-        if name == "ready":
-            objective = ReadinessObjective(self.cfg.ready, train, 0, seed, task=self.task)
-        result = fit(model, train, None, cfg, task=self.task, regularizer=objective, show_progress=self.show_progress)
+        objective, baseline = None, None
+        if name in BASELINES:
+            revocable = torch.from_numpy(np.flatnonzero(np.isin(train.ids.numpy(), data.forget.ids.numpy())))
+            baseline = train_baseline(name, model, train, revocable, cfg, self.cfg.baselines or LMBaselines(),
+                                      self.task)  # fmt: skip
+            result = baseline.pop("result")
+        else:
+            if name == "ready":
+                objective = ReadinessObjective(self.cfg.ready, train, 0, seed, task=self.task)
+            result = fit(model, train, None, cfg, task=self.task, regularizer=objective,
+                         show_progress=self.show_progress)  # fmt: skip
         info = {"name": name, "seed": seed, "seconds": result.seconds, "metrics": result.metrics,
                 "history": result.history, "trainable_parameters": count_parameters(model, True),
                 "parameters": count_parameters(model), "train_rows": len(train),
-                "readiness": objective.summary(train) if objective is not None else None}  # fmt: skip
+                "readiness": objective.summary(train) if objective is not None else None,
+                **({"baseline": baseline["settings"]} if baseline is not None else {})}  # fmt: skip
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k in trainable}
         atomic_write(folder / "trainable.safetensors", lambda p: save_file(state, str(p)))
@@ -306,12 +333,7 @@ class LMBenchRunner:
 
     def _cell(self, key: str, make: Any, *args: Any) -> dict[str, Any]:
         """``make(*args)``, computed once: the JSON result is kept under ``cells/`` for re-runs."""
-        path = self.out / "cells" / f"{key}.json"
-        if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
-        cell = make(*args)
-        write_json(path, cell)
-        return cell
+        return self.cells.get(key, None, lambda: make(*args))
 
     def unlearn_cell(self, data: _Data, base: nn.Module, base_name: str, mcfg: MethodConfig, seed: int,
                      target: float, retrained_eval: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
@@ -337,23 +359,25 @@ class LMBenchRunner:
         data = self.load_data()
         models: dict[str, Any] = {}
         cells: list[dict[str, Any]] = []
+        # The models unlearning starts from: standard, ready, then each baseline switched on.
+        bases = ["standard", "ready", *(self.cfg.baselines.names if self.cfg.baselines else [])]
         with progress_bar(self.show_progress) as bar:
-            total = len(self.cfg.seeds) * (3 + 2 * len(self.cfg.methods))
+            total = len(self.cfg.seeds) * (len(bases) + 1 + len(bases) * len(self.cfg.methods))
             job = bar.add_task("tofu bench", total=total)
             for seed in self.cfg.seeds:
                 trained = {}
-                for name in ("standard", "ready", "retrained"):
+                for name in (*bases, "retrained"):
                     model, info = self.trained_model(data, seed, name)
                     ev = self._cell(f"seed{seed}-{name}-eval", self.evaluate, model, data)
                     trained[name] = (model, info, ev)
                     bar.update(job, advance=1)
                 ref_eval = trained["retrained"][2]
-                for name in ("standard", "ready"):
+                for name in bases:
                     ev = trained[name][2]
                     ev["forget_quality"] = tofu_forget_quality(ev, ref_eval)
                 models[str(seed)] = {n: {"info": _info(i), "eval": e} for n, (_, i, e) in trained.items()}
                 target = ref_eval["forget_answer_loss"]
-                for base_name in ("standard", "ready"):
+                for base_name in bases:
                     for mcfg in self.cfg.methods:
                         key = f"seed{seed}-{base_name}-{mcfg.name}"
                         cells.append(self._cell(key, self.unlearn_cell, data, trained[base_name][0], base_name, mcfg,
@@ -361,9 +385,8 @@ class LMBenchRunner:
                         bar.update(job, advance=1)
         results = {"preset": self.preset, "config": to_dict(self.cfg), "data": data.info, "models": models,
                    "cells": cells, "versions": versions(), "created": now_iso()}  # fmt: skip
-        results["summary"] = write_lm_report(results, self.out)
-        write_json(self.out / "results.json", results)
-        return results
+        results["summary"] = summarise_lm(results)
+        return publish(results, self.out, self.report)
 
 
 def _slim(ev: dict[str, Any], examples: int = 3) -> dict[str, Any]:
@@ -388,7 +411,4 @@ def run_lm_bench(preset: str, out_dir: str | Path, overrides: list[str] | tuple[
         ConfigError: If ``out_dir`` holds a run of a different config.
     """
     cfg, path = load_lm_bench_config(preset, overrides)
-    t0 = time.perf_counter()
-    results = run_resumable(LMBenchRunner, cfg, path, out_dir, show_progress)  # type: ignore[arg-type]
-    results.setdefault("wall_seconds", time.perf_counter() - t0)
-    return results
+    return run_resumable(LMBenchRunner, cfg, path, out_dir, show_progress)

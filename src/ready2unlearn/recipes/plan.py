@@ -17,7 +17,8 @@ last one. ``report/plan_report.py`` turns ``results.json`` into the cost-vs-K an
 recommendation.
 
 Resumable: models are cached in ``models/`` and each (strategy, seed) stream in ``cells/``, both under a hash
-of everything that made them (:mod:`ready2unlearn.recipes.cache`).
+of everything that made them (:mod:`ready2unlearn.recipes.cache`), by the harness's model and cell caches
+(:mod:`ready2unlearn.recipes.harness`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,12 +43,11 @@ from ready2unlearn.data.base import Split
 from ready2unlearn.data.registry import load_split
 from ready2unlearn.data.sisa import SisaConfig
 from ready2unlearn.engine.fit import fit
-from ready2unlearn.errors import ConfigError
 from ready2unlearn.models.registry import build_model, count_parameters
 from ready2unlearn.progress import progress_bar
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.objective import ReadinessObjective
-from ready2unlearn.recipes.cache import ModelCache, cache_key, load_json, store_json
+from ready2unlearn.recipes.harness import CellCache, ModelCache, Report, Trained, publish, run_resumable
 from ready2unlearn.recipes.plan_config import PlanConfig, load_plan_config
 from ready2unlearn.recipes.plan_stream import (
     Judge,
@@ -111,8 +110,15 @@ def sisa_name(s: SisaConfig) -> str:
 class PlanRunner:
     """Runs a :class:`PlanConfig` into ``out_dir`` (resumable)."""
 
-    def __init__(self, cfg: PlanConfig, out_dir: str | Path, preset: str = "custom", show_progress: bool = True,
-                 data: Callable[[int], PlanData] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        cfg: PlanConfig,
+        out_dir: str | Path,
+        preset: str = "custom",
+        show_progress: bool = True,
+        data: Callable[[int], PlanData] | None = None,
+        report: Report = write_plan_report,
+    ) -> None:
         """Sets the plan up; nothing is loaded or trained before :meth:`run`.
 
         Args:
@@ -121,11 +127,15 @@ class PlanRunner:
             preset: Name recorded in the results.
             show_progress: Progress bars.
             data: ``data(seed) -> PlanData`` for your own model and data; default: ``cfg.train``'s preset.
+            report: Renders the report from the results (default: the plan report, its plots and recommendation).
         """
         self.cfg, self.out, self.preset, self.show_progress = cfg, Path(out_dir), preset, show_progress
         self.device = resolve_device(cfg.device)
         self.data = data or self._preset_data
+        self.report = report
         self.models = ModelCache(self.out / "models", self.device, self._card)
+        # One file per (seed, strategy): ``seed0-standard-+-ga-<hash>.json`` (spaces become dashes, nothing else).
+        self.cells = CellCache(self.out, name=lambda key: key.replace(" ", "-"))
         self._seeds: dict[int, _Seed] = {}
         self._names: dict[int, str] = {}
 
@@ -153,7 +163,7 @@ class PlanRunner:
             self._names[seed] = d.model_name
         return self._seeds[seed]
 
-    def _card(self, seed: int, info: dict[str, Any]) -> dict[str, Any]:
+    def _card(self, seed: int, name: str, info: dict[str, Any]) -> dict[str, Any]:
         env = self._env(seed)
         card = ModelCard(producer="r2u plan", config=to_dict(env.train_cfg), seed=seed,
                          model={"name": self._names[seed]}, data=data_section(env.split, meta=False))  # fmt: skip
@@ -180,7 +190,7 @@ class PlanRunner:
         )
         return {"seconds": result.seconds, "metrics": result.metrics}
 
-    def _standard(self, env: _Seed) -> tuple[nn.Module, dict[str, Any]]:
+    def _standard(self, env: _Seed) -> Trained:
         conf = {"model": "standard", **self._trained_by(env)}
         return self.models.get(env.seed, "standard", conf, env.factory, lambda m: self._fit(env, m))
 
@@ -189,7 +199,7 @@ class PlanRunner:
         rcfg = from_dict(ReadyConfig, apply_overrides({}, self.cfg.ready), "plan.ready.")
         return rcfg.resolved().for_epochs(env.train_cfg.epochs)
 
-    def _ready(self, env: _Seed) -> tuple[nn.Module, dict[str, Any]]:
+    def _ready(self, env: _Seed) -> Trained:
         rcfg = self.ready_config(env)
         conf = {"model": "ready", **self._trained_by(env), "ready": to_dict(rcfg)}
 
@@ -199,7 +209,7 @@ class PlanRunner:
 
         return self.models.get(env.seed, "ready", conf, env.factory, train)
 
-    def _retrained(self, env: _Seed, k: int) -> tuple[nn.Module, dict[str, Any]]:
+    def _retrained(self, env: _Seed, k: int) -> Trained:
         """The model retrained without the first ``k`` requests (cached)."""
         conf = {"model": "retrain", **self._trained_by(env), "gone": _digest(env.stream.gone(k))}
         return self.models.get(
@@ -222,12 +232,7 @@ class PlanRunner:
     # -- strategies -----------------------------------------------------------------------------------------
     def _cell(self, env: _Seed, name: str, conf: dict[str, Any], make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         conf = {"strategy": name, **self._base_config(env), "plan": self._stream_config(), **conf}
-        path = self.out / "cells" / f"seed{env.seed}-{name.replace(' ', '-')}-{cache_key(conf)}.json"
-        cached = load_json(path, conf)
-        if cached is None:
-            cached = store_json(path, conf, {"strategy": name, "seed": env.seed, **make()})
-        self._cell_files.append(path)
-        return cached
+        return self.cells.get(f"seed{env.seed}-{name}", conf, lambda: {"strategy": name, "seed": env.seed, **make()})
 
     def _stream_config(self) -> dict[str, Any]:
         c = self.cfg
@@ -339,7 +344,7 @@ class PlanRunner:
         """Serves every strategy's stream on every seed (resuming cached ones), then writes the results and report."""
         self.out.mkdir(parents=True, exist_ok=True)
         write_json(self.out / "plan_config.json", {"preset": self.preset, "config": to_dict(self.cfg)})
-        self._cell_files: list[Path] = []
+        self.cells.files.clear()
         self._one_off: dict[int, dict[str, float]] = {}
         self._warm_up()
         with progress_bar(self.show_progress) as bar:
@@ -348,10 +353,7 @@ class PlanRunner:
                 bar.update(seeds, description=f"plan: seed {seed}")
                 self._run_seed(seed, bar)
                 bar.advance(seeds)
-        cells = [
-            {k: v for k, v in json.loads(p.read_text(encoding="utf-8")).items() if k != "cache"}
-            for p in self._cell_files
-        ]
+        cells = self.cells.read(keep_key=False)
         env = self._env(self.cfg.seeds[0])
         results = {
             "preset": self.preset,
@@ -367,9 +369,7 @@ class PlanRunner:
             "cells": cells,
         }
         results["summary"] = summarise_plan(results)
-        write_json(self.out / "results.json", results)
-        write_plan_report(results, self.out)
-        return results
+        return publish(results, self.out, self.report)
 
 
 def run_plan(
@@ -381,10 +381,4 @@ def run_plan(
         ConfigError: If ``out_dir`` holds a plan made with another config.
     """
     cfg, path = load_plan_config(preset, overrides)
-    saved = Path(out_dir) / "plan_config.json"
-    if saved.exists() and json.loads(saved.read_text(encoding="utf-8"))["config"] != to_dict(cfg):
-        raise ConfigError(
-            f"{out_dir} holds a plan with a different config; resume it with the same preset and "
-            "overrides, or choose another --out"
-        )
-    return PlanRunner(cfg, out_dir, Path(path).stem, show_progress).run()
+    return run_resumable(PlanRunner, cfg, path, out_dir, show_progress, config_file="plan_config.json", what="a plan")

@@ -15,6 +15,10 @@ Caching (:mod:`ready2unlearn.recipes.cache`): models under ``models/seed<S>/<nam
 under ``shared/`` (runs of models every group shares — standard, DP — are computed once per request) and
 cells under ``cells/``, every name ending in a hash of everything that made it and checked on load. An
 interrupted run resumes where it stopped; a changed, inserted or reordered row never reuses a stale result.
+
+The runner composes the harness (:mod:`ready2unlearn.recipes.harness`: cell cache, report hook, resumable
+runs) and the classifier environment it shares with ``r2u bench`` (:mod:`ready2unlearn.recipes.classifier_env`:
+seeds, data, the cached standard and retrained models, evaluation with membership inference).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import torch
 from torch import nn
 
 from ready2unlearn.artifacts import now_iso, versions, write_json
-from ready2unlearn.attacks.relearn import relearn_attack
+from ready2unlearn.attacks.relearn import RelearnConfig, relearn_attack
 from ready2unlearn.config import to_dict
 from ready2unlearn.data.request import DeletionRequest, RequestViews
 from ready2unlearn.engine.fit import fit
@@ -48,8 +52,9 @@ from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.cost import saved_tensor_bytes, state_bytes
 from ready2unlearn.readiness.objective import ReadinessObjective
 from ready2unlearn.readiness.sampler import RevocableSet
-from ready2unlearn.recipes.bench import BenchRunner, _Env, _slug, read_cells, rows_digest, run_resumable
 from ready2unlearn.recipes.cache import cache_key, load_json, store_json
+from ready2unlearn.recipes.classifier_env import ClassifierEnv, SeedEnv, retrain_config, rows_digest, seeded_relearn
+from ready2unlearn.recipes.harness import CellCache, Report, Trained, publish, run_resumable, slug
 from ready2unlearn.recipes.ready_bench_config import (
     ReadyBenchConfig,
     ReadyGroup,
@@ -60,6 +65,7 @@ from ready2unlearn.recipes.ready_bench_config import (
 )
 from ready2unlearn.report.readiness import summarise_readiness
 from ready2unlearn.report.readiness_report import write_readiness_report
+from ready2unlearn.runtime import resolve_device
 
 __all__ = [
     "VARIANTS",
@@ -75,10 +81,6 @@ __all__ = [
 VARIANTS = ("standard", "ready", "downweight", "negtrain", "dp")
 
 
-def _cell_name(group: str, setting: str, seed: int, config: dict[str, Any]) -> str:
-    return f"{_slug(f'{group}-{setting}-seed{seed}')}-{cache_key(config)}.json"
-
-
 def reference_value(stop: StopConfig, ref_metrics: dict[str, float]) -> float | None:
     """The retrained model's value a ``reference`` stop target compares with: its forget loss or accuracy."""
     if stop.rule == "steps":
@@ -91,20 +93,41 @@ class _Variant:
     """A model to unlearn from: how to get it (trained or loaded on first use) and its cache key."""
 
     key: str
-    get: Callable[[], tuple[nn.Module, dict[str, Any]]]
+    get: Callable[[], Trained]
 
 
-class ReadyBenchRunner(BenchRunner):
-    """Runs a :class:`ReadyBenchConfig` into ``out_dir`` (resumable)."""
+class ReadyBenchRunner:
+    """Runs a :class:`ReadyBenchConfig` into ``out_dir`` (resumable).
 
-    cfg: ReadyBenchConfig  # type: ignore[assignment]
+    Args:
+        cfg: The readiness matrix.
+        out_dir: Where models, runs, cells, results and the report go.
+        preset: Name recorded in the results.
+        show_progress: Progress bars.
+        report: Renders the report from the results (default: the readiness report and its plots).
+    """
+
+    def __init__(self, cfg: ReadyBenchConfig, out_dir: str | Path, preset: str = "custom",
+                 show_progress: bool = True, report: Report = write_readiness_report) -> None:  # fmt: skip
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.preset = preset
+        self.show_progress = show_progress
+        self.report = report
+        self.device = resolve_device(cfg.device)
+        self.classifier = ClassifierEnv(cfg, self.out, self.device)
+        self.cells = CellCache(self.out)  # this run's cells, in order (the folder may hold other configs')
+        self._extra_files: dict[str, Path] = {}
+
+    def _relearn_cfg(self, seed: int) -> RelearnConfig | None:
+        return seeded_relearn(self.cfg.relearn, seed)
 
     # -- models -------------------------------------------------------------------------------------------
-    def _variants(self, env: _Env, seed: int, group: ReadyGroup) -> dict[str, _Variant]:
+    def _variants(self, env: SeedEnv, seed: int, group: ReadyGroup) -> dict[str, _Variant]:
         """Every model of ``group``'s cells, by variant; none is trained until its ``get`` is called."""
         cfg = self.cfg
         rcfg = cfg.group_ready(group).resolved()
-        standard = _Variant(self.model_key(env, "standard", {}),
+        standard = _Variant(self.classifier.model_key(env, "standard", {}),
                             self._loader(env, seed, "standard", {}, lambda m: self._train_plain(env, m)))  # fmt: skip
         calibration = None
         if rcfg.alpha == "auto" and cfg.calibrate_on_standard:
@@ -127,23 +150,18 @@ class ReadyBenchRunner(BenchRunner):
                 specs["dp"] = ({"dp": to_dict(cfg.dp)}, lambda m: self._train_dp(env, m))
         # Folders are named by variant and hash alone: groups (or sweep rows) with the same resolved config share
         # one model, whatever their names or positions.
-        return {variant: _Variant(self.model_key(env, variant, conf), self._loader(env, seed, variant, conf, train))
+        return {variant: _Variant(self.classifier.model_key(env, variant, conf),
+                                  self._loader(env, seed, variant, conf, train))
                 for variant, (conf, train) in specs.items()}  # fmt: skip
 
-    def _loader(self, env, seed, variant, conf, train) -> Callable[[], tuple[nn.Module, dict[str, Any]]]:
-        def get() -> tuple[nn.Module, dict[str, Any]]:
-            key = self.model_key(env, variant, conf)
-            if key not in self._loaded:
-                self._loaded[key] = self._model(env, seed, variant, conf, train)
-            return self._loaded[key]
+    def _loader(self, env, seed, variant, conf, train) -> Callable[[], Trained]:
+        """Loads (or trains) the model on first use and keeps it in memory until the next seed."""
+        return lambda: self.classifier.model(env, seed, variant, conf, train, keep=True)
 
-        return get
+    def _train_plain(self, env: SeedEnv, model: nn.Module) -> dict[str, Any]:
+        return self.classifier.train_plain(env, model)
 
-    def _train_plain(self, env: _Env, model: nn.Module) -> dict[str, Any]:
-        r = fit(model, env.split.train, env.split.test, env.train_cfg, show_progress=False)
-        return {"seconds": r.seconds, "metrics": r.metrics}
-
-    def _train_ready(self, env: _Env, seed: int, model: nn.Module, rcfg: ReadyConfig,
+    def _train_ready(self, env: SeedEnv, seed: int, model: nn.Module, rcfg: ReadyConfig,
                      calibration: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
         rcfg = rcfg.for_epochs(env.train_cfg.epochs)
         obj = ReadinessObjective(rcfg, env.split.train.to(self.device), env.split.spec.num_classes, seed)
@@ -151,7 +169,7 @@ class ReadyBenchRunner(BenchRunner):
         return {"seconds": r.seconds, "metrics": r.metrics, "ready": to_dict(rcfg),
                 "readiness": obj.summary(env.split.train), "calibration": calibration}  # fmt: skip
 
-    def _calibration(self, env: _Env, seed: int, rcfg: ReadyConfig, standard: _Variant) -> dict[str, Any]:
+    def _calibration(self, env: SeedEnv, seed: int, rcfg: ReadyConfig, standard: _Variant) -> dict[str, Any]:
         """``calibrate_alpha`` on the standard model of ``seed``, cached by the model's key and the ready config."""
         conf = {"standard": standard.key, "ready": to_dict(rcfg), "seed": seed}
         path = self.out / "calibration" / f"seed{seed}-{cache_key(conf)}.json"
@@ -162,25 +180,25 @@ class ReadyBenchRunner(BenchRunner):
         cal = calibrate_alpha(model, env.split.train.to(self.device), rcfg, env.split.spec.num_classes, seed=seed)
         return store_json(path, conf, {"calibration": cal.to_dict()})["calibration"]
 
-    def _train_negtrain(self, env: _Env, seed: int, model: nn.Module, rcfg: ReadyConfig) -> dict[str, Any]:
+    def _train_negtrain(self, env: SeedEnv, seed: int, model: nn.Module, rcfg: ReadyConfig) -> dict[str, Any]:
         obj = NegativeTrainingObjective(rcfg, env.split.train.to(self.device), env.split.spec.num_classes, seed)
         r = fit(model, env.split.train, env.split.test, env.train_cfg, show_progress=False, regularizer=obj)
         return {"seconds": r.seconds, "metrics": r.metrics, "negtrain": obj.summary(env.split.train)}
 
-    def _train_downweight(self, env: _Env, model: nn.Module, group: ReadyGroup) -> dict[str, Any]:
+    def _train_downweight(self, env: SeedEnv, model: nn.Module, group: ReadyGroup) -> dict[str, Any]:
         rev = self._revocable(env, group)
         r = fit_downweighted(model, env.split.train, env.split.test, env.train_cfg, rev.pool,
                              self.cfg.downweight)  # type: ignore[arg-type]  # fmt: skip
         return {"seconds": r.seconds, "metrics": r.metrics, "weight": self.cfg.downweight}
 
-    def _train_dp(self, env: _Env, model: nn.Module) -> dict[str, Any]:
+    def _train_dp(self, env: SeedEnv, model: nn.Module) -> dict[str, Any]:
         r, eps = fit_dp_sgd(model, env.split.train, env.split.test, env.train_cfg, self.cfg.dp)  # type: ignore[arg-type]
         return {"seconds": r.seconds, "metrics": r.metrics, "epsilon": eps, "dp": to_dict(self.cfg.dp)}
 
-    def _revocable(self, env: _Env, group: ReadyGroup) -> RevocableSet:
+    def _revocable(self, env: SeedEnv, group: ReadyGroup) -> RevocableSet:
         return RevocableSet.resolve(env.split.train, self.cfg.group_ready(group).revocable, env.split.spec.num_classes)
 
-    def _views(self, env: _Env, request: DeletionRequest) -> RequestViews:
+    def _views(self, env: SeedEnv, request: DeletionRequest) -> RequestViews:
         return request.resolve(env.split.train, env.split.test, env.split.spec.num_classes)
 
     # -- the matrix ---------------------------------------------------------------------------------------
@@ -188,17 +206,17 @@ class ReadyBenchRunner(BenchRunner):
         """Runs every missing cell, then writes ``results.json`` and the report; returns the results."""
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
-        self._loaded: dict[str, tuple[nn.Module, dict[str, Any]]] = {}
-        self._extra_files: dict[str, Path] = {}
-        self._cell_files = []
-        self._check_requests(self._env(cfg.seeds[0]))  # a request too small to resolve fails before training
+        self.classifier.models.clear()
+        self._extra_files = {}
+        self.cells.files.clear()
+        self._check_requests(self.classifier.env(cfg.seeds[0]))  # a request too small to resolve fails before training
         write_json(self.out / "bench_config.json", {"preset": self.preset, "config": to_dict(cfg)})
         total = sum(len(g.requests) for g in cfg.groups) * len(cfg.seeds)
         with progress_bar(self.show_progress) as bar:
             task = bar.add_task("ready-bench", total=total)
             for seed in cfg.seeds:
-                env = self._env(seed)
-                self._loaded = {}  # one seed's models at a time
+                env = self.classifier.env(seed)
+                self.classifier.models.clear()  # one seed's models at a time
                 for group in cfg.groups:
                     variants = self._variants(env, seed, group)
                     rev = self._revocable(env, group)
@@ -207,17 +225,16 @@ class ReadyBenchRunner(BenchRunner):
                         request = resolve_request(spec, env.split.train, env.split.spec.num_classes, rev)
                         views = self._views(env, request)
                         conf = self._cell_config(env, group, setting, spec, views, variants)
-                        path = self.out / "cells" / _cell_name(group.name, setting, seed, conf)
-                        self._cell_files.append(path)
-                        if load_json(path, conf) is None:
+                        path = self.cells.track(self.cells.path(f"{group.name}-{setting}-seed{seed}", conf))
+                        if self.cells.load(path, conf) is None:
                             cell = self._run_setting(env, seed, group, setting, spec, request, views, variants)
-                            store_json(path, conf, cell)
+                            self.cells.store(path, conf, cell)
                         bar.update(task, advance=1)
                 if seed == cfg.seeds[0]:
                     self._extras(env, seed)
         return self.finish()
 
-    def _check_requests(self, env: _Env) -> None:
+    def _check_requests(self, env: SeedEnv) -> None:
         """Every request of the preset resolves to enough rows (DESIGN §6); raises ``ConfigError`` otherwise."""
         n = len(env.split.train)
         for group in self.cfg.groups:
@@ -238,7 +255,7 @@ class ReadyBenchRunner(BenchRunner):
         targeted = setting in group.targeted
         return {"cell": f"{group.name}/{setting}", "seed": env.train_cfg.seed, "request": spec,
                 "forget_rows": rows_digest(views), "models": {v: var.key for v, var in variants.items()},
-                "reference": self.model_key(env, "retrain", self._retrain_config(views)),
+                "reference": self.classifier.model_key(env, "retrain", retrain_config(views)),
                 "methods": [to_dict(m) for m in cfg.methods],
                 "extra_methods": [to_dict(m) for m in cfg.extra_methods] if targeted else [], "targeted": targeted,
                 "ready": to_dict(cfg.group_ready(group)), **self._run_context(env.train_cfg.seed, views)}  # fmt: skip
@@ -259,10 +276,10 @@ class ReadyBenchRunner(BenchRunner):
     def _run_setting(self, env, seed, group, setting, spec, request, views, variants) -> dict[str, Any]:
         cfg = self.cfg
         standard = variants["standard"].get()[0]
-        reference, ref_info = self._retrained(env, standard, views, self._request_name(views), seed)
-        ref_metrics = self._evaluate(reference, views, env.split.test, None, seed)
+        reference, ref_info = self.classifier.retrained(env, standard, views, self._request_name(views), seed)
+        ref_metrics = self.classifier.evaluate(reference, views, env.split.test, None, seed)
         ref_relearn = relearn_attack(reference, views, self._relearn_cfg(seed))
-        ref_key = self.model_key(env, "retrain", self._retrain_config(views))
+        ref_key = self.classifier.model_key(env, "retrain", retrain_config(views))
         stop = self._stop(views)
         kind = request.kind if request.kind != "samples" else "random"
         runs = []
@@ -300,7 +317,7 @@ class ReadyBenchRunner(BenchRunner):
         """
         conf = {"model": model_key, "reference": ref_key, "forget_rows": rows_digest(views), "method": to_dict(mcfg),
                 **self._run_context(seed, views)}  # fmt: skip
-        path = self.out / "shared" / f"seed{seed}-{variant}-{_slug(mcfg.name)}-{cache_key(conf)}.json"
+        path = self.out / "shared" / f"seed{seed}-{variant}-{slug(mcfg.name)}-{cache_key(conf)}.json"
         cached = load_json(path, conf)
         if cached is not None:
             return {k: v for k, v in cached.items() if k != "cache"}
@@ -312,9 +329,9 @@ class ReadyBenchRunner(BenchRunner):
         model = copy.deepcopy(original)
         stop = self._stop(views)
         ucfg = UnlearnConfig(method=mcfg, stop=stop, seed=seed)
-        res = unlearn_model(model, views, build_method(mcfg, env.task), ucfg, self._ctx(env, seed),
+        res = unlearn_model(model, views, build_method(mcfg, env.task), ucfg, self.classifier.ctx(env, seed),
                             reference_value=reference_value(stop, ref_metrics))  # fmt: skip
-        metrics = self._evaluate(model, views, env.split.test, reference, seed)
+        metrics = self.classifier.evaluate(model, views, env.split.test, reference, seed)
         return {
             "steps": res.steps, "grad_evals": res.grad_evals, "seconds": res.seconds, "stop_reason": res.stop_reason,
             "reached": res.reached, "target": res.target, "metrics": metrics, "gaps": gaps(metrics, ref_metrics, kind),
@@ -322,7 +339,7 @@ class ReadyBenchRunner(BenchRunner):
         }  # fmt: skip
 
     # -- reported extras ----------------------------------------------------------------------------------
-    def _extras(self, env: _Env, seed: int) -> None:
+    def _extras(self, env: SeedEnv, seed: int) -> None:
         """Memory per step and sequential requests on the first seed, each cached by its own config."""
         cfg = self.cfg
         readies = {g.name: to_dict(cfg.group_ready(g).resolved()) for g in cfg.groups}
@@ -332,7 +349,7 @@ class ReadyBenchRunner(BenchRunner):
                          lambda: self._memory(env, seed)))  # fmt: skip
         if cfg.sequential.count:
             sc = cfg.sequential
-            conf = {"standard": self.model_key(env, "standard", {}), "ready": readies[sc.group],
+            conf = {"standard": self.classifier.model_key(env, "standard", {}), "ready": readies[sc.group],
                     "train": to_dict(env.train_cfg), "sequential": to_dict(sc),
                     "stop": to_dict(cfg.kind_stop("random")), "methods": [to_dict(m) for m in cfg.methods]}  # fmt: skip
             jobs.append(("sequential", conf, lambda: self._sequential(env, seed)))
@@ -342,7 +359,7 @@ class ReadyBenchRunner(BenchRunner):
                 store_json(path, conf, make())
             self._extra_files[name] = path
 
-    def _memory(self, env: _Env, seed: int) -> dict[str, Any]:
+    def _memory(self, env: SeedEnv, seed: int) -> dict[str, Any]:
         """Autograd bytes of one standard step and one ready step per group (same batch size)."""
         torch.manual_seed(seed)
         model = env.factory().train()
@@ -364,7 +381,7 @@ class ReadyBenchRunner(BenchRunner):
             out[f"ready-{group.name}"] = saved_tensor_bytes(step)
         return out
 
-    def _sequential(self, env: _Env, seed: int) -> dict[str, Any]:
+    def _sequential(self, env: SeedEnv, seed: int) -> dict[str, Any]:
         """``count`` requests one after another on the standard and the ready model of ``sequential.group``."""
         sc = self.cfg.sequential
         group = next(g for g in self.cfg.groups if g.name == sc.group)
@@ -391,14 +408,14 @@ class ReadyBenchRunner(BenchRunner):
                                  env.split.test, pos)  # fmt: skip
             all_gone = RequestViews(request, train.subset(gone), train.subset(keep), env.split.test.subset([]),
                                     env.split.test, gone)  # fmt: skip
-            reference, _ = self._retrained(env, standard, all_gone, self._request_name(all_gone), seed)
+            reference, _ = self.classifier.retrained(env, standard, all_gone, self._request_name(all_gone), seed)
             ref = compute(EvalOutputs.collect(reference, {"forget": views.forget, "test": env.split.test}))
             row: dict[str, Any] = {"request": i + 1, "size": len(pos), "reference_forget_acc": ref["forget_acc"],
                                    "reference_forget_loss": ref["forget_loss"],
                                    "reference_test_acc": ref["test_acc"]}  # fmt: skip
             for variant, model in current.items():
                 ucfg = UnlearnConfig(method=mcfg, stop=stop, seed=seed + i)
-                res = unlearn_model(model, views, build_method(mcfg, env.task), ucfg, self._ctx(env, seed),
+                res = unlearn_model(model, views, build_method(mcfg, env.task), ucfg, self.classifier.ctx(env, seed),
                                     reference_value=reference_value(stop, ref))  # fmt: skip
                 m = compute(EvalOutputs.collect(model, {"test": env.split.test, "forget": all_gone.forget}))
                 row[variant] = {"steps": res.steps, "reached": res.reached, "test_acc": m["test_acc"],
@@ -409,18 +426,17 @@ class ReadyBenchRunner(BenchRunner):
 
     def finish(self) -> dict[str, Any]:
         """Collects this run's cells into ``results.json`` (with the target summary) and renders the report."""
-        cells = read_cells(self._cell_files)
+        cells = self.cells.read()
         extras = {}
         for name, path in self._extra_files.items():
             extras[name] = {k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if k != "cache"}
         results = {
             "preset": self.preset, "created": now_iso(), "versions": versions(), "config": to_dict(self.cfg),
-            "seeds": self.cfg.seeds, "data_fingerprints": self._fingerprints(), "cells": cells, **extras,
+            "seeds": self.cfg.seeds, "data_fingerprints": self.classifier.fingerprints(self.cfg.seeds), "cells": cells,
+            **extras,
         }  # fmt: skip
         results["summary"] = summarise_readiness(results)
-        write_json(self.out / "results.json", results)
-        write_readiness_report(results, self.out)
-        return results
+        return publish(results, self.out, self.report)
 
 
 def run_ready_bench(preset: str, out_dir: str | Path, overrides: list[str] | tuple[str, ...] = (),

@@ -22,8 +22,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("MIA AUC (loss)", "eval.mia_auc.loss"),
 )
 
-COMPARE_COLUMNS = ("method", "steps ratio (ready/standard)", "forget quality (ready, standard)",
-                   "model utility Δ (ready − standard)", "relearn min loss Δ (ready − standard)")  # fmt: skip
+COMPARE_COLUMNS = ("model", "method", "steps ratio (model/standard)", "forget quality (model, standard)",
+                   "model utility Δ (model − standard)", "relearn min loss Δ (model − standard)")  # fmt: skip
 TABLE_COLUMNS = ("model", "method", "seeds", "steps", "reached", *(c for c, _ in COLUMNS), "relearn min loss")
 
 
@@ -47,7 +47,12 @@ def _relearn_loss(cell: Mapping[str, Any]) -> float:
 
 
 def summarise_lm(results: Mapping[str, Any]) -> dict[str, Any]:
-    """Per (model, method) means over seeds, and the ready-vs-standard comparison per method."""
+    """Per (model, method) means over seeds, and each prepared model (ready, baselines) against standard.
+
+    Returns:
+        ``table`` (one row per model × method), ``compare`` (ready and every baseline against the standard
+        model, per method), ``train_time_ratio`` (ready / standard) and ``train_time_ratios`` (every model).
+    """
     rows: dict[str, dict[str, Any]] = {}
     for seed_models in results["models"].values():
         for name, m in seed_models.items():
@@ -75,19 +80,24 @@ def summarise_lm(results: Mapping[str, Any]) -> dict[str, Any]:
     by = {(r["model"], r["method"]): r for r in table}
     compare = []
     for (model, method), r in by.items():
-        if model != "ready" or method == "—" or ("standard", method) not in by:
+        if model in ("standard", "retrained") or method == "—" or ("standard", method) not in by:
             continue
         s = by[("standard", method)]
         compare.append({
-            "method": method,
-            "steps ratio (ready/standard)": r["steps"] / s["steps"] if s["steps"] else float("nan"),
-            "forget quality (ready, standard)": (r["forget quality"], s["forget quality"]),
-            "model utility Δ (ready − standard)": r["model utility"] - s["model utility"],
-            "relearn min loss Δ (ready − standard)": r["relearn min loss"] - s["relearn min loss"],
+            "model": model, "method": method,
+            "steps ratio (model/standard)": r["steps"] / s["steps"] if s["steps"] else float("nan"),
+            "forget quality (model, standard)": (r["forget quality"], s["forget quality"]),
+            "model utility Δ (model − standard)": r["model utility"] - s["model utility"],
+            "relearn min loss Δ (model − standard)": r["relearn min loss"] - s["relearn min loss"],
         })  # fmt: skip
-    seconds = {n: r["train seconds"] for n, r in by.items() if n[1] == "—"}
-    time_ratio = seconds.get(("ready", "—"), float("nan")) / seconds.get(("standard", "—"), float("nan"))
-    return {"table": table, "compare": compare, "train_time_ratio": time_ratio}
+    seconds = {n[0]: r["train seconds"] for n, r in by.items() if n[1] == "—"}
+    ratios = {m: v / seconds["standard"] for m, v in seconds.items() if "standard" in seconds and m != "retrained"}
+    return {
+        "table": table,
+        "compare": compare,
+        "train_time_ratio": ratios.get("ready", float("nan")),
+        "train_time_ratios": ratios,
+    }
 
 
 def _fmt(v: Any) -> str:
@@ -115,7 +125,8 @@ def plot_quality_utility(summary: Mapping[str, Any], path: str | Path) -> Path |
         return None
     fig = Figure(figsize=(6.4, 4.4), constrained_layout=True)
     ax = fig.add_subplot()
-    colors = {"standard": "tab:blue", "ready": "tab:orange", "retrained": "black"}
+    colors = {"standard": "tab:blue", "ready": "tab:orange", "retrained": "black", "neftune": "tab:green",
+              "downweight": "tab:purple", "dp": "tab:brown"}  # fmt: skip
     markers = {m: k for m, k in zip(dict.fromkeys(r["method"] for r in rows), "os^DvPX*h", strict=False)}
     for r in rows:
         ax.scatter(max(r["forget quality"], 1e-30), r["model utility"], color=colors.get(r["model"], "gray"),
@@ -123,14 +134,14 @@ def plot_quality_utility(summary: Mapping[str, Any], path: str | Path) -> Path |
     ax.set_xscale("log")
     ax.set_xlabel("forget quality (KS p-value vs retrained, log)")
     ax.set_ylabel("model utility")
-    ax.set_title("TOFU: standard vs ready (— = before unlearning)")
+    ax.set_title("TOFU: standard, ready and baselines (— = before unlearning)")
     ax.legend(fontsize=7, loc="best")
     atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120))
     return Path(path)
 
 
 def plot_lm_curves(cells: Sequence[Mapping[str, Any]], path: str | Path) -> Path | None:
-    """Forget answer loss vs unlearning step, standard (solid) vs ready (dashed), one colour per method."""
+    """Forget answer loss vs unlearning step: standard solid, ready dashed, baselines dotted; a colour per method."""
     from matplotlib.figure import Figure
 
     if not cells:
@@ -144,8 +155,9 @@ def plot_lm_curves(cells: Sequence[Mapping[str, Any]], path: str | Path) -> Path
         steps = [p["step"] for p in c["curve"]]
         loss = [p["forget_loss"] for p in c["curve"]]
         label = f"{c['base']} {c['method']}"
-        ax.plot(steps, loss, color=palette.get(c["method"], "gray"), linestyle="-" if c["base"] == "standard"
-                else "--", label=None if label in seen else label)  # fmt: skip
+        style = {"standard": "-", "ready": "--"}.get(c["base"], ":")
+        ax.plot(steps, loss, color=palette.get(c["method"], "gray"), linestyle=style,
+                label=None if label in seen else label)  # fmt: skip
         seen.add(label)
     ax.axhline(cells[0]["target"], color="black", linewidth=0.8, linestyle=":", label="retrained (target)")
     ax.set_xlabel("unlearning step")
@@ -176,9 +188,11 @@ def write_lm_report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str
         "unseen holdout authors (0.5 = indistinguishable). Relearn min loss: lowest held-out forget answer loss "
         "the relearning attack reaches (lower = more recovered).",
         "",
-        f"Readiness training took {summary['train_time_ratio']:.2f}× the standard training time (same run).",
+        "Training time against the standard model (same run): "
+        + ", ".join(f"{m} {r:.2f}×" for m, r in summary.get("train_time_ratios", {}).items() if m != "standard")
+        + ".",
         "",
-        "## Ready vs standard, per method",
+        "## Ready and the baselines against standard, per method",
         "",
         *_md_table(summary["compare"], COMPARE_COLUMNS),
         "",
