@@ -160,8 +160,11 @@ class LMBenchConfig:
     data_dir: str | None = field(default=None, metadata=OMIT_UNSET)
 
     def __post_init__(self) -> None:
-        if self.data_dir is not None:  # one spelling for every runner; the training config carries it on
+        # One place for each, as in every runner: the top-level keys, carried into the training config.
+        if self.data_dir is not None:
             self.train.data = dataclasses.replace(self.train.data, data_dir=self.data_dir)
+        if self.device != "auto":
+            self.train.device = self.device
         check(self.train.data.name == "tofu", "lm bench: train.data.name must be tofu")
         check(self.train.ready is None, "lm bench: set readiness in the top-level `ready`, not train.ready")
         check(len(self.seeds) > 0 and len(self.methods) > 0, "lm bench: seeds and methods must not be empty")
@@ -231,7 +234,7 @@ class LMBenchRunner:
         self.preset = preset
         self.show_progress = show_progress
         self.report = report
-        self.device = resolve_device(cfg.train.device if cfg.device == "auto" else cfg.device)
+        self.device = resolve_device(cfg.train.device)  # the top-level ``device``, carried in by the config
         self.task = CausalLMTask(eval_batch_size=cfg.tofu.eval_batch_size)
         # Cells named by their key alone (``cells/seed0-standard-ga.json``), as this runner always has.
         self.cells = CellCache(self.out, name=lambda key: key)
