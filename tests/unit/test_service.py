@@ -16,16 +16,16 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from ready2unlearn.cli.main import main  # noqa: E402
-from ready2unlearn.ledger.store import Ledger  # noqa: E402
-from ready2unlearn.ledger.tokens import digest  # noqa: E402
-from ready2unlearn.service.app import create_app  # noqa: E402
-from ready2unlearn.service.config import ServiceConfig  # noqa: E402
+from ready2unlearn.cli.main import main
+from ready2unlearn.ledger.store import Ledger
+from ready2unlearn.ledger.tokens import digest
+from ready2unlearn.service.app import create_app
+from ready2unlearn.service.config import ServiceConfig
 
 WORKER_ARGS = ["--method", "ga", "--stop", "steps:5"]
-SQL = ["'; DROP TABLE requests; --", "1 OR 1=1", "3); DELETE FROM events; --", "\" OR \"\"=\""]
+SQL = ["'; DROP TABLE requests; --", "1 OR 1=1", "3); DELETE FROM events; --", '" OR ""="']
 PATHS = ["../../etc/passwd", "/etc/passwd", "..\\..\\windows\\win.ini", "%2e%2e%2fetc%2fpasswd"]
 
 
@@ -109,7 +109,8 @@ def _hashes(path: Path) -> set[str]:
 def test_missing_wrong_and_revoked_tokens_get_401_and_write_nothing(client, ledger_path, secrets_):
     body = {"kind": "class", "target": "4", "reason": "art. 17"}
     for headers in [{}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer"}, _h("r2u_" + "x" * 43),
-                    _h("not-a-token"), _h(secrets_["old"]), _h(secrets_["portal"] + "x")]:  # fmt: skip
+                    _h("not-a-token"), _h(secrets_["old"]), _h(secrets_["portal"] + "x"), _h("' OR '1'='1"),
+                    _h("r2u_' OR 1=1; DROP TABLE tokens; --"), _h("../../etc/passwd")]:  # fmt: skip
         out = _refused(client, ledger_path, "POST", "/api/v1/requests", 401, json=body, headers=headers)
         assert "token" in out["detail"] or "Authorization" in out["detail"]
         _refused(client, ledger_path, "GET", "/api/v1/requests", 401, headers=headers)
@@ -206,8 +207,8 @@ def test_injection_strings_in_structured_fields_are_refused(client, ledger_path,
             body["kind"] = "group"
         _refused(client, ledger_path, "POST", "/api/v1/requests", (404, 409, 422), headers=h, json=body)
     for kind in ("class", "samples"):
-        _refused(client, ledger_path, "POST", "/api/v1/requests", 422, headers=h, json={**good, "kind": kind,
-                                                                                         "target": payload})  # fmt: skip
+        body = {**good, "kind": kind, "target": payload}
+        _refused(client, ledger_path, "POST", "/api/v1/requests", 422, headers=h, json=body)
     # in the URL: ids are integers, and nothing outside the API's routes is served
     _refused(client, ledger_path, "GET", f"/api/v1/requests/{payload}", (404, 422), headers=h)
     _refused(client, ledger_path, "GET", f"/api/v1/requests/{payload}/certificate", (404, 422), headers=h)
