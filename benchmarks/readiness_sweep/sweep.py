@@ -48,6 +48,10 @@ SHAPES: dict[str, tuple[list[str] | None, list[str] | None]] = {
     "batches of 32": (["forget_size=32"], ["forget_size=32"]),
     "fixed λ=0.03 (no dual)": (["dual=false", "lam=0.03"], ["dual=false", "lam=0.03"]),
     "resistance λ3=1, 3 relearn steps": (["resistance=1", "relearn_steps=3"], ["resistance=1", "relearn_steps=3"]),
+    # The first-order resistance term only scores the forget loss at a shifted point; the true meta-gradient
+    # through the simulated relearning steps is what could shape how fast the forgotten class comes back.
+    "resistance λ3=1, 3 relearn steps, second order": (["resistance=1", "relearn_steps=3", "first_order=false"], None),
+    "resistance λ3=3, 3 relearn steps, second order": (["resistance=3", "relearn_steps=3", "first_order=false"], None),
     "whole-data pool": (["revocable=null"], ["revocable=null"]),
 }
 DIGITS_SHAPES = list(SHAPES)
@@ -74,11 +78,11 @@ def group_name(shape: str, kind: str) -> str:
     return f"{re.sub(r'[^a-z0-9.]+', '-', text).strip('-')}-{kind}"
 
 
-def bench_config(dataset: str) -> dict:
+def bench_config(dataset: str, shapes: list[str] | None = None) -> dict:
     spec = DATASETS[dataset]
     seeds = spec["seeds"]
     groups = []
-    for name in spec["shapes"]:
+    for name in shapes or spec["shapes"]:
         for kind, extra in (("class", SHAPES[name][0]), ("random", SHAPES[name][1])):
             if extra is None:  # the shape only concerns the other kind
                 continue
@@ -109,12 +113,12 @@ def _pt(d: dict | None) -> str:
     return f"{100 * d['mean']:+.2f} [{100 * d['ci_low']:+.2f}, {100 * d['ci_high']:+.2f}]"
 
 
-def run(dataset: str, work: Path) -> dict:
-    cfg = from_dict(ReadyBenchConfig, bench_config(dataset))
+def run(dataset: str, work: Path, only: list[str] | None = None) -> dict:
+    cfg = from_dict(ReadyBenchConfig, bench_config(dataset, only))
     # Straight through the runner (no whole-folder config check): stages share one folder, which is safe
     # because every cached model and cell is keyed and checked by the hash of its own resolved config.
     results = ReadyBenchRunner(cfg, work / DATASETS[dataset].get("work", dataset), f"readiness-sweep-{dataset}").run()
-    shapes = DATASETS[dataset]["shapes"]
+    shapes = only or DATASETS[dataset]["shapes"]
     table = []
     for name in shapes:
         for k, kind in enumerate(("class", "random")):
@@ -128,6 +132,18 @@ def run(dataset: str, work: Path) -> dict:
     return {"dataset": dataset, "config": bench_config(dataset), "shapes": table,
             "standard_steps": {k: sum(v) / len(v) for k, v in std_steps.items() if v},
             "rows": results["summary"]["rows"]}  # fmt: skip
+
+
+def merge(old: dict, new: dict, shapes: list[str]) -> dict:
+    """``old`` with the rows of ``shapes`` replaced by ``new``'s, in the order of :data:`SHAPES`."""
+    groups = {group_name(s, k) for s in shapes for k in ("class", "random")}
+    table = [r for r in old["shapes"] if r["shape"] not in shapes] + new["shapes"]
+    order = list(SHAPES)
+    table.sort(key=lambda r: (order.index(r["shape"]), r["kind"]))
+    rows = [r for r in old["rows"] if r["group"] not in groups] + [r for r in new["rows"] if r["group"] in groups]
+    # The config records every shape that is in the table (what a full re-run would compute).
+    config = bench_config(new["dataset"], [s for s in order if any(r["shape"] == s for r in table)])
+    return {**old, "config": config, "shapes": table, "rows": rows}
 
 
 def write_summary(all_results: dict) -> None:
@@ -189,14 +205,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=Path("runs/readiness_sweep"))
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--report", action="store_true", help="only rewrite README.md and sweep.png from results.json")
+    p.add_argument("--shapes", nargs="+", metavar="NAME",
+                   help="run only these shapes and merge them into results.json (the other rows are kept)")  # fmt: skip
     args = p.parse_args(argv)
+    unknown = sorted(set(args.shapes or []) - set(SHAPES))
+    if unknown:
+        p.error(f"unknown shapes {unknown}; choose from {list(SHAPES)}")
     torch.set_num_threads(args.threads)
     path = HERE / "results.json"
     all_results = json.loads(path.read_text())["datasets"] if path.exists() else {}
     for dataset in [] if args.report else [args.only] if args.only else list(DATASETS):
-        result = run(dataset, args.work)
+        only = [s for s in args.shapes if s in DATASETS[dataset]["shapes"]] if args.shapes else None
+        if only == []:
+            continue
+        result = run(dataset, args.work, only)
         # re-read: another dataset may have finished meanwhile
         all_results = json.loads(path.read_text())["datasets"] if path.exists() else {}
+        if only and dataset in all_results:
+            result = merge(all_results[dataset], result, only)
         all_results[dataset] = result
         write_json(path, {"versions": versions(), "datasets": all_results})
     write_summary(all_results)

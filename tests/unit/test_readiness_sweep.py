@@ -42,3 +42,24 @@ def test_sweep_configs_follow_the_protocol(sweep, dataset):
         if group.name.endswith("-random"):
             fraction = float(group.requests["in"].split(":")[1].split("@")[0])
             assert round(fraction * n_train) >= 200 and fraction >= 0.01, group.name
+
+
+def test_running_some_shapes_merges_them_and_keeps_the_other_rows(sweep):
+    def result(shapes, tag):
+        cfg = sweep.bench_config("digits", shapes)
+        rows = [{"group": g["name"], "variant": v, "tag": tag} for g in cfg["groups"] for v in ("standard", "ready")]
+        table = [{"shape": s, "kind": k, "tag": tag} for s in shapes for k in ("class", "random")
+                 if sweep.SHAPES[s][0 if k == "class" else 1] is not None]  # fmt: skip
+        return {"dataset": "digits", "config": cfg, "shapes": table, "standard_steps": {"class": 1.0}, "rows": rows}
+
+    old = result(["shipped defaults", "level form", "second order"], "old")
+    new = result(["level form", "resistance λ3=1, 3 relearn steps, second order"], "new")
+    merged = sweep.merge(old, new, ["level form", "resistance λ3=1, 3 relearn steps, second order"])
+    shapes = [(r["shape"], r["tag"]) for r in merged["shapes"]]
+    assert shapes == [("shipped defaults", "old"), ("shipped defaults", "old"), ("level form", "new"),
+                      ("second order", "old"), ("second order", "old"),
+                      ("resistance λ3=1, 3 relearn steps, second order", "new")]  # fmt: skip
+    by_group = {(r["group"], r["variant"]): r["tag"] for r in merged["rows"]}
+    assert by_group[("level-form-class", "ready")] == "new" and by_group[("second-order-class", "ready")] == "old"
+    assert len(merged["rows"]) == len(by_group)  # no group's rows kept twice
+    assert [g["name"] for g in merged["config"]["groups"]][-1] == "resistance-lam3-1-3-relearn-steps-second-order-class"
