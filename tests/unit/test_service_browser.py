@@ -86,8 +86,8 @@ def _browser():
 def test_dashboard_shows_the_served_request_and_its_verified_certificate(live):
     base, tokens = live
     auth = {"Authorization": f"Bearer {tokens['submitter']}"}
-    r = httpx.post(f"{base}/api/v1/requests", headers=auth, json={"kind": "class", "target": "3",
-                                                                  "reason": "GDPR art. 17", "submitter": "user 88"})  # fmt: skip
+    body = {"kind": "class", "target": "3", "reason": "GDPR art. 17", "submitter": "user 88"}
+    r = httpx.post(f"{base}/api/v1/requests", headers=auth, json=body)
     assert r.status_code == 201, r.text
     rid = r.json()["id"]
     trig = httpx.post(f"{base}/api/v1/process", headers={"Authorization": f"Bearer {tokens['operator']}"})
