@@ -379,3 +379,41 @@ def test_worker_pool_restarts_a_killed_worker(ledger_path, tmp_path):
     finally:
         pool.stop()
     assert not any(s["alive"] for s in pool.status())
+
+
+def test_process_watch_cli_serves_new_requests_and_stops_cleanly_on_sigterm(digits_ckpt, tmp_path):
+    """``r2u request process --watch``: keeps serving as requests arrive; SIGTERM ends it with status 0."""
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "ledger.db"
+    with Ledger(path) as led:
+        led.bind(digits_ckpt)
+        split, forgotten = led.load_split()
+        first = led.add_request("class", "3", "x", "u", split, forgotten)
+    cmd = [sys.executable, "-m", "ready2unlearn.cli.main", "request", "process", "--ledger", str(path), "--watch",
+           "--poll", "0.2", "--quiet", "--no-relearn", *WORKER_ARGS]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+
+        def status(rid: int) -> str:
+            with Ledger(path, readonly=True) as led:
+                return led.request(rid).status
+
+        deadline = time.time() + 120
+        while status(first.id) != "done" and time.time() < deadline:
+            time.sleep(0.2)
+        assert status(first.id) == "done"
+        with Ledger(path) as led:  # a request that arrives while the worker waits is served too
+            second = led.add_request("class", "5", "x", "u", split, forgotten)
+        while status(second.id) != "done" and time.time() < deadline:
+            time.sleep(0.2)
+        assert status(second.id) == "done"
+        assert proc.poll() is None  # still watching
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and b"stopped" in out
