@@ -41,7 +41,7 @@ from ready2unlearn.config import OMIT_UNSET, check, from_dict, load_preset, to_d
 from ready2unlearn.data.base import ArrayDataset, DataSpec
 from ready2unlearn.data.files import data_root
 from ready2unlearn.data.lm import QATemplate, qa_dataset
-from ready2unlearn.data.request import DeletionRequest
+from ready2unlearn.data.request import DeletionRequest, RequestViews
 from ready2unlearn.data.tofu import FORGET_SPLITS, QA_PER_AUTHOR, load_tofu, load_tofu_file
 from ready2unlearn.engine.fit import fit
 from ready2unlearn.engine.method import Context, MethodConfig, build_method, method_config
@@ -338,13 +338,25 @@ class LMBenchRunner:
         """``make(*args)``, computed once: the JSON result is kept under ``cells/`` for re-runs."""
         return self.cells.get(key, None, lambda: make(*args))
 
+    def _views(self, data: _Data) -> RequestViews:
+        return DeletionRequest.for_samples(data.forget.ids.numpy()).resolve(data.train, data.holdout)
+
+    def relearn_floor(self, data: _Data, retrained: nn.Module) -> dict[str, Any]:
+        """The relearning attack on the retrained model: the floor an unlearned model is compared with.
+
+        The retrained model never saw the forget authors, so how far the attack brings their held-out answers
+        back on it is what fine-tuning on a few of their answers does to *any* model; an unlearned model that
+        recovers no more than this has nothing extra left to recover (the attack fine-tunes a copy).
+        """
+        return relearn_attack(retrained, self._views(data), self.cfg.relearn, task=self.task)
+
     def unlearn_cell(self, data: _Data, base: nn.Module, base_name: str, mcfg: MethodConfig, seed: int,
                      target: float, retrained_eval: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
         """Unlearns the forget split from a copy of ``base`` with one method and scores the result."""
         model = copy.deepcopy(base)
         ucfg = UnlearnConfig(method=mcfg, stop=self.cfg.stop, seed=seed)
         method = build_method(mcfg, self.task)
-        views = DeletionRequest.for_samples(data.forget.ids.numpy()).resolve(data.train, data.holdout)
+        views = self._views(data)
         ctx = Context(self.task, torch.Generator().manual_seed(seed), self.device)
         res = unlearn_model(model, views, method, ucfg, ctx, reference_value=target, show_progress=self.show_progress)
         ev = self.evaluate(model, data)
@@ -379,6 +391,9 @@ class LMBenchRunner:
                     ev = trained[name][2]
                     ev["forget_quality"] = tofu_forget_quality(ev, ref_eval)
                 models[str(seed)] = {n: {"info": _info(i), "eval": e} for n, (_, i, e) in trained.items()}
+                models[str(seed)]["retrained"]["relearn"] = self._cell(
+                    f"seed{seed}-retrained-relearn", self.relearn_floor, data, trained["retrained"][0]
+                )
                 target = ref_eval["forget_answer_loss"]
                 for base_name in bases:
                     for mcfg in self.cfg.methods:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ready2unlearn.artifacts import atomic_write
+from ready2unlearn.report.stats import CensoredRatio, censored_ratio, paired_difference, paired_ratio
 
 #: (column, how to read it from a cell or model evaluation) in the order the report shows them.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -22,8 +23,16 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("MIA AUC (loss)", "eval.mia_auc.loss"),
 )
 
-COMPARE_COLUMNS = ("model", "method", "steps ratio (model/standard)", "forget quality (model, standard)",
-                   "model utility Δ (model − standard)", "relearn min loss Δ (model − standard)")  # fmt: skip
+COMPARE_COLUMNS = ("model", "method", "steps, model / standard", "utility before, Δ", "utility after, Δ",
+                   "relearning gap closed", "training time, model / standard")  # fmt: skip
+#: The language-model targets (issue 13), judged on the paired 95% intervals: (column, op, threshold).
+TARGETS: tuple[tuple[str, str, float], ...] = (
+    ("steps, model / standard", "<=", 0.5),
+    ("utility before, Δ", ">=", -0.02),
+    ("utility after, Δ", ">=", 0.0),
+    ("relearning gap closed", ">=", 0.5),
+    ("training time, model / standard", "<=", 2.0),
+)
 TABLE_COLUMNS = ("model", "method", "seeds", "steps", "reached", *(c for c, _ in COLUMNS), "relearn min loss")
 
 
@@ -77,30 +86,76 @@ def summarise_lm(results: Mapping[str, Any]) -> dict[str, Any]:
     for row in rows.values():
         table.append({"model": row["model"], "method": row["method"], "seeds": row["n"],
                       **{k: _mean(v) for k, v in row.pop("_v").items()}})  # fmt: skip
-    by = {(r["model"], r["method"]): r for r in table}
-    compare = []
-    for (model, method), r in by.items():
-        if model in ("standard", "retrained") or method == "—" or ("standard", method) not in by:
-            continue
-        s = by[("standard", method)]
-        compare.append({
-            "model": model, "method": method,
-            "steps ratio (model/standard)": r["steps"] / s["steps"] if s["steps"] else float("nan"),
-            "forget quality (model, standard)": (r["forget quality"], s["forget quality"]),
-            "model utility Δ (model − standard)": r["model utility"] - s["model utility"],
-            "relearn min loss Δ (model − standard)": r["relearn min loss"] - s["relearn min loss"],
-        })  # fmt: skip
-    seconds = {n[0]: r["train seconds"] for n, r in by.items() if n[1] == "—"}
+    return {"table": table, "compare": compare_to_standard(results), **_time_ratios(table)}
+
+
+def _time_ratios(table: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    seconds = {r["model"]: r["train seconds"] for r in table if r["method"] == "—"}
     ratios = {m: v / seconds["standard"] for m, v in seconds.items() if "standard" in seconds and m != "retrained"}
-    return {
-        "table": table,
-        "compare": compare,
-        "train_time_ratio": ratios.get("ready", float("nan")),
-        "train_time_ratios": ratios,
-    }
+    return {"train_time_ratio": ratios.get("ready", float("nan")), "train_time_ratios": ratios}
+
+
+def _mean_relearn_loss(relearn: Mapping[str, Any] | None) -> float:
+    """Mean held-out forget answer loss over the relearning attack (higher = less recovered)."""
+    losses = [p["forget_loss"] for r in (relearn or {}).values() for p in r["curve"]]
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def compare_to_standard(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each prepared model (ready, every baseline) against the standard one, per method, paired by seed.
+
+    Per seed: the steps ratio as a censored ratio (a run that used up its budget only bounds it); model
+    utility before and after unlearning as differences; the share of the standard model's relearning gap to
+    the retrained floor that the model closes (mean held-out forget answer loss over the attack:
+    ``(model − standard) / (retrained − standard)``, 1 = as hard to relearn as never-seen data); the training
+    time ratio. Over seeds: geometric means / means with 95% intervals, each judged against :data:`TARGETS`.
+    """
+    models = results["models"]
+    cells = {(c["base"], c["method"], str(c["seed"])): c for c in results["cells"]}
+    out = []
+    for base, method in dict.fromkeys((c["base"], c["method"]) for c in results["cells"]):
+        if base == "standard":
+            continue
+        ratios, before, after, gap, time = [], [], [], [], []
+        for seed, ms in models.items():
+            m, s = cells.get((base, method, seed)), cells.get(("standard", method, seed))
+            if m is None or s is None or base not in ms:
+                continue
+            ratios.append(censored_ratio(m["steps"], m["reached"], s["steps"], s["reached"]))
+            before.append(_get(ms[base], "eval.model_utility") - _get(ms["standard"], "eval.model_utility"))
+            after.append(_get(m, "eval.model_utility") - _get(s, "eval.model_utility"))
+            floor = _mean_relearn_loss(ms.get("retrained", {}).get("relearn"))
+            lm, ls = _mean_relearn_loss(m.get("relearn")), _mean_relearn_loss(s.get("relearn"))
+            gap.append((lm - ls) / (floor - ls) if math.isfinite(floor) and abs(floor - ls) > 1e-9 else float("nan"))
+            time.append(CensoredRatio("exact", ms[base]["info"]["seconds"] / ms["standard"]["info"]["seconds"],
+                                      ms[base]["info"]["seconds"], ms["standard"]["info"]["seconds"], 1.0))  # fmt: skip
+        row: dict[str, Any] = {"model": base, "method": method, "seeds": len(ratios)}
+        series = {"utility before, Δ": before, "utility after, Δ": after, "relearning gap closed": gap}
+        for column, op, threshold in TARGETS:
+            if column in series:
+                row[column] = paired_difference(series[column], op, threshold)  # type: ignore[arg-type]
+            else:
+                row[column] = paired_ratio(ratios if column.startswith("steps") else time, op, threshold)  # type: ignore[arg-type]
+            row[column]["target"] = f"{op} {threshold:g}"
+        out.append(row)
+    return out
 
 
 def _fmt(v: Any) -> str:
+    if isinstance(v, Mapping):  # a paired statistic: its interval and verdict against the target
+        if "text" in v:
+            text = v["text"]
+        elif v.get("n"):
+            ci = f" [{v['ci_low']:+.3f}, {v['ci_high']:+.3f}]" if math.isfinite(v["ci_low"]) else ""
+            text = f"{v['mean']:+.3f}{ci} (n={v['n']})"
+        else:
+            text = "–"
+        verdict = v.get("verdict")
+        return (
+            f"{text}; {v['target']}: **{verdict}**"
+            if verdict in ("missed", "inconclusive")
+            else (f"{text}; {v['target']}: {verdict}" if verdict else text)
+        )
     if isinstance(v, tuple):
         return " vs ".join(_fmt(x) for x in v)
     if isinstance(v, float):
@@ -193,6 +248,12 @@ def write_lm_report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str
         + ".",
         "",
         "## Ready and the baselines against standard, per method",
+        "",
+        "Paired by seed: steps as the geometric mean of per-seed ratios (a run that used up its budget only "
+        "bounds its ratio: censored), utility differences and the share of the standard model's relearning gap "
+        "to the retrained floor that the model closes as means, each with its 95% interval and judged against "
+        "the language targets (steps ≤ 1/2, utility before ≥ standard − 0.02, after ≥ standard, relearning gap "
+        "closed ≥ 1/2, training ≤ 2×); **missed** / **inconclusive** in bold.",
         "",
         *_md_table(summary["compare"], COMPARE_COLUMNS),
         "",
