@@ -141,7 +141,8 @@ def compare_to_standard(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _fmt(v: Any) -> str:
+def fmt_cell(v: Any) -> str:
+    """One table cell: a paired statistic with its interval and verdict, a pair, a number or text."""
     if isinstance(v, Mapping):  # a paired statistic: its interval and verdict against the target
         if "text" in v:
             text = v["text"]
@@ -157,7 +158,7 @@ def _fmt(v: Any) -> str:
             else (f"{text}; {v['target']}: {verdict}" if verdict else text)
         )
     if isinstance(v, tuple):
-        return " vs ".join(_fmt(x) for x in v)
+        return " vs ".join(fmt_cell(x) for x in v)
     if isinstance(v, float):
         if not math.isfinite(v):
             return "—"
@@ -167,7 +168,7 @@ def _fmt(v: Any) -> str:
 
 def _md_table(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> list[str]:
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(_fmt(r.get(c, float("nan"))) for c in cols) + " |" for r in rows]
+    out += ["| " + " | ".join(fmt_cell(r.get(c, float("nan"))) for c in cols) + " |" for r in rows]
     return out
 
 

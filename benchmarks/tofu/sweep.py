@@ -1,0 +1,132 @@
+"""Readiness knobs for language models: a small sweep on the CPU-sized TOFU model (issue 13).
+
+Run: ``python benchmarks/tofu/sweep.py [--base runs/tofu01-baselines] [--work runs/tofu_sweep] [--seeds 0 1 2]``.
+
+The vision defaults were chosen by a one-knob sweep (``benchmarks/readiness_sweep/``); a language model's losses
+live on another scale (nats per answer token, 0 to ~9 here, where the retrained model's forget answer loss —
+the stop target — is above the uniform guess), so its cap and knobs need their own. Each *shape* below is a set
+of ``ready.*`` overrides of the ``tofu-forget01`` preset. Every shape trains only its ready model per seed:
+the standard and retrained models, their evaluations and the retrained model's relearning floor do not
+depend on the readiness knobs, so they are copied from a finished run of the same preset and seeds
+(``--base``, e.g. the ``tofu-forget01-baselines`` run, whose training, data and evaluation settings are the
+same) into each shape's folder before it runs. Each shape is then an ordinary resumable ``r2u bench`` run
+(``--work/<shape>``); the ready-vs-standard comparison of every shape (paired by seed, censored step ratios,
+95% intervals, the language targets) is gathered into ``sweep.md`` and ``sweep.json`` beside this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from ready2unlearn.artifacts import versions, write_json
+from ready2unlearn.recipes.lm_bench import run_lm_bench
+from ready2unlearn.report.lm import COMPARE_COLUMNS, fmt_cell
+
+HERE = Path(__file__).resolve().parent
+PRESET = "tofu-forget01"
+#: What every shape shares with the base run: the two methods that reach the target on this model.
+COMMON = ["methods=[{name: ga, optimizer: adam, lr: 0.0001, batch_size: 8}, "
+          "{name: grad_diff, optimizer: adam, lr: 0.0001, batch_size: 8}]"]  # fmt: skip
+
+# name → ready overrides. The first is the shipped `group` default; the others move it onto the language-model
+# scale: a cap near the stop target (the retrained model's forget answer loss, ~8.6 nats/token here) and the
+# vision protocol (dual λ, the inner step measured on the model when readiness starts).
+SHAPES: dict[str, list[str]] = {
+    "group defaults (λ 0.1, α 0.03, cap 1)": [],
+    "cap 8, λ 0.03": ["ready.cap=8", "ready.lam=0.03"],
+    "dual λ, α auto, cap 8, level": ["ready.dual=true", "ready.alpha=auto", "ready.cap=8", "ready.first_order=true",
+                                     "ready.start_epoch=10", "ready.forget_term=level", "ready.alpha_factor=1"],
+    "dual λ, α auto ×2, cap 8, gain": ["ready.dual=true", "ready.alpha=auto", "ready.cap=8",
+                                       "ready.first_order=true", "ready.start_epoch=10", "ready.forget_term=gain",
+                                       "ready.alpha_factor=2"],
+}  # fmt: skip
+
+#: What is copied from the base run, per seed: models and cells that do not depend on the readiness knobs.
+SHARED_MODELS = ("standard", "retrained")
+SHARED_CELLS = ("standard-eval", "retrained-eval", "retrained-relearn", "standard-ga", "standard-grad_diff")
+
+
+def slug(name: str) -> str:
+    """A folder name for a shape."""
+    text = name.lower().replace("λ", "lam").replace("α", "alpha").replace("×", "x")
+    return re.sub(r"[^a-z0-9.]+", "-", text).strip("-")
+
+
+def seed_from_base(base: Path, out: Path, seeds: list[int], with_ready: bool = False) -> list[str]:
+    """Copies the knob-independent models and cells of ``seeds`` from ``base`` into ``out``; returns what was copied.
+
+    ``with_ready``: the shape is the base run's own readiness config, so its ready model and cells are shared too.
+    """
+    copied = []
+    models = (*SHARED_MODELS, "ready") if with_ready else SHARED_MODELS
+    cells = (*SHARED_CELLS, "ready-eval", "ready-ga", "ready-grad_diff") if with_ready else SHARED_CELLS
+    for seed in seeds:
+        for name in models:
+            src, dst = base / "models" / f"seed{seed}" / name, out / "models" / f"seed{seed}" / name
+            if (src / "info.json").is_file() and not dst.exists():
+                shutil.copytree(src, dst)
+                copied.append(str(dst.relative_to(out)))
+        for key in cells:
+            src, dst = base / "cells" / f"seed{seed}-{key}.json", out / "cells" / f"seed{seed}-{key}.json"
+            if src.is_file() and not dst.exists():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+                copied.append(str(dst.relative_to(out)))
+    return copied
+
+
+def ready_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ready model's comparison rows (one per method) of one shape's results."""
+    return [r for r in results["summary"]["compare"] if r["model"] == "ready"]
+
+
+def write_report(table: dict[str, list[dict[str, Any]]], seeds: list[int]) -> None:
+    """``sweep.md`` (one row per shape × method) and ``sweep.json``."""
+    cols = ["shape", *COMPARE_COLUMNS[1:]]
+    lines = ["# TOFU readiness sweep (CPU size)", "",
+             f"Generated by `python benchmarks/tofu/sweep.py`; preset `{PRESET}`, seeds {seeds}. Each row is the ready "
+             "model of one shape against the standard model, paired by seed (see the module docstring).", "",
+             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]  # fmt: skip
+    for shape, rows in table.items():
+        for r in rows:
+            lines.append("| " + " | ".join([shape, *(fmt_cell(r.get(c, float("nan"))) for c in cols[1:])]) + " |")
+    (HERE / "sweep.md").write_text("\n".join([*lines, ""]), encoding="utf-8")
+    write_json(HERE / "sweep.json", {"preset": PRESET, "seeds": seeds, "shapes": SHAPES, "rows": table,
+                                     "versions": versions()})  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--base", type=Path, default=Path("runs/tofu01-baselines"),
+                   help="finished run whose standard / retrained models and cells are reused")  # fmt: skip
+    p.add_argument("--work", type=Path, default=Path("runs/tofu_sweep"))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--shapes", nargs="+", metavar="NAME", help="only these shapes (default: all)")
+    args = p.parse_args(argv)
+    shapes = args.shapes or list(SHAPES)
+    unknown = sorted(set(shapes) - set(SHAPES))
+    if unknown:
+        p.error(f"unknown shapes {unknown}; choose from {list(SHAPES)}")
+    seeds = f"seeds=[{', '.join(map(str, args.seeds))}]"
+    table: dict[str, list[dict[str, Any]]] = {}
+    done = HERE / "sweep.json"
+    if done.is_file():  # keep the shapes not run this time
+        table = json.loads(done.read_text(encoding="utf-8"))["rows"]
+    for shape in shapes:
+        out = args.work / slug(shape)
+        copied = seed_from_base(args.base, out, args.seeds, with_ready=not SHAPES[shape])
+        print(f"{shape}: reusing {len(copied)} models/cells from {args.base}", flush=True)
+        results = run_lm_bench(PRESET, out, [*COMMON, seeds, *SHAPES[shape]], show_progress=False)
+        table[shape] = ready_rows(results)
+        write_report(table, args.seeds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The TOFU readiness sweep script: valid shapes, knob-independent models and cells reused from a base run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from ready2unlearn.recipes.lm_bench import load_lm_bench_config
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "tofu" / "sweep.py"
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    spec = importlib.util.spec_from_file_location("tofu_sweep", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_shape_is_a_valid_config_on_the_base_preset(sweep):
+    base, _ = load_lm_bench_config("tofu-forget01-baselines")
+    for name, overrides in sweep.SHAPES.items():
+        cfg, _ = load_lm_bench_config(sweep.PRESET, [*sweep.COMMON, "seeds=[0, 1, 2]", *overrides])
+        # only the readiness knobs differ from the run whose models are reused
+        assert cfg.train == base.train and cfg.tofu == base.tofu and cfg.stop == base.stop, name
+        assert cfg.relearn == base.relearn and cfg.methods == base.methods and cfg.seeds == base.seeds, name
+    assert len({sweep.slug(n) for n in sweep.SHAPES}) == len(sweep.SHAPES)
+
+
+def test_seed_from_base_copies_only_what_the_knobs_do_not_change(sweep, tmp_path):
+    base, out = tmp_path / "base", tmp_path / "out"
+    for name in ("standard", "retrained", "ready", "neftune"):
+        d = base / "models" / "seed0" / name
+        d.mkdir(parents=True)
+        (d / "info.json").write_text("{}")
+    (base / "cells").mkdir()
+    for key in ("standard-eval", "retrained-eval", "retrained-relearn", "standard-ga", "ready-eval", "ready-ga"):
+        (base / "cells" / f"seed0-{key}.json").write_text(json.dumps({"key": key}))
+    copied = sweep.seed_from_base(base, out, [0])
+    expected = [
+        "models/seed0/standard",
+        "models/seed0/retrained",
+        "cells/seed0-standard-eval.json",
+        "cells/seed0-retrained-eval.json",
+        "cells/seed0-retrained-relearn.json",
+        "cells/seed0-standard-ga.json",
+    ]
+    assert sorted(copied) == sorted(expected)
+    assert not (out / "models" / "seed0" / "ready").exists()  # a shape trains its own ready model
+    assert sweep.seed_from_base(base, out, [0]) == []  # nothing is copied over what is there
+    shared = sweep.seed_from_base(base, tmp_path / "defaults", [0], with_ready=True)
+    assert "models/seed0/ready" in shared and "cells/seed0-ready-ga.json" in shared
