@@ -37,6 +37,18 @@ def test_config_validation():
             from_dict(PlanConfig, bad)
 
 
+def test_a_ready_model_that_cannot_measure_alpha_fails_before_anything_trains():
+    """alpha=auto is measured when readiness starts (after a quarter of the epochs): one epoch is refused at once."""
+    from ready2unlearn.recipes.plan_config import load_plan_config
+
+    with pytest.raises(ConfigError, match="at least 2"):
+        load_plan_config("digits-plan", ["train_overrides=[epochs=1]"])
+    cfg, _ = load_plan_config("digits-plan", ["train_overrides=[epochs=1]", "ready=[kind=random, alpha=0.05]"])
+    assert cfg.ready_config(1).alpha == 0.05
+    assert cfg.ready_config(20).start_epoch == 0  # a number needs no warm-up
+    assert load_plan_config("digits-plan")[0].ready_config(20).start_epoch == 5  # auto: after a quarter
+
+
 def test_stream_is_disjoint_seeded_and_bounded(digits):
     a, b = draw_stream(digits, 20, 5, seed=0), draw_stream(digits, 20, 5, seed=0)
     assert all(np.array_equal(x, y) for x, y in zip(a.requests, b.requests, strict=True))

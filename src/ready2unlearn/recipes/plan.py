@@ -38,7 +38,7 @@ from torch import nn
 
 from ready2unlearn.artifacts import now_iso, versions, write_json
 from ready2unlearn.card import ModelCard, data_section
-from ready2unlearn.config import apply_overrides, from_dict, to_dict
+from ready2unlearn.config import to_dict
 from ready2unlearn.data.base import Split
 from ready2unlearn.data.registry import load_split
 from ready2unlearn.data.sisa import SisaConfig
@@ -196,8 +196,7 @@ class PlanRunner:
 
     def ready_config(self, env: _Seed) -> ReadyConfig:
         """The ready model's readiness config (``plan.ready`` overrides on the defaults)."""
-        rcfg = from_dict(ReadyConfig, apply_overrides({}, self.cfg.ready), "plan.ready.")
-        return rcfg.resolved().for_epochs(env.train_cfg.epochs)
+        return self.cfg.ready_config(env.train_cfg.epochs)
 
     def _ready(self, env: _Seed) -> Trained:
         rcfg = self.ready_config(env)

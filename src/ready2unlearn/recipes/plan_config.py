@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ready2unlearn.attacks.relearn import RelearnConfig, forget_count
-from ready2unlearn.config import check, load_preset
+from ready2unlearn.config import apply_overrides, check, from_dict, load_preset
 from ready2unlearn.data.sisa import SisaConfig
 from ready2unlearn.engine.method import MethodConfig, method_config
 from ready2unlearn.engine.stop import StopConfig
+from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.recipes.train import load_config as load_train_config
 
 
@@ -107,6 +108,20 @@ class PlanConfig:
         """Requests served: up to the largest ``K`` that is served in full (at least one)."""
         return min(self.serve, max(self.requests))
 
+    def ready_config(self, epochs: int) -> ReadyConfig:
+        """The ready model's readiness config for a training run of ``epochs`` (``ready`` overrides on the defaults).
+
+        Raises:
+            ConfigError: If ``alpha=auto`` could not be measured: it is measured on the model when readiness
+                starts, after a quarter of the epochs, so training must last at least 2 epochs.
+        """
+        rcfg = from_dict(ReadyConfig, apply_overrides({}, self.ready), "plan.ready.").resolved().for_epochs(epochs)
+        check(rcfg.alpha != "auto" or rcfg.start_epoch >= 1,
+              f"plan.ready: alpha=auto is measured on the model when readiness starts, after a quarter of the "
+              f"epochs, but training lasts {epochs} epoch(s): train at least 2 (train_overrides: epochs=2) or "
+              "give a number (ready: [..., alpha=0.05])")  # fmt: skip
+        return rcfg
+
     @property
     def target_k(self) -> int:
         """The request count the recommendation is for."""
@@ -116,5 +131,7 @@ class PlanConfig:
 def load_plan_config(preset: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[PlanConfig, str]:
     """Resolves a :class:`PlanConfig` from a shipped preset (``configs/plan``) or a YAML file plus overrides."""
     cfg, path = load_preset(PlanConfig, "plan", preset, overrides)
-    load_train_config(cfg.train, cfg.train_overrides)  # a bad training preset fails now, not after the first model
+    # A bad training preset or readiness config fails now, not after the first models have trained.
+    train_cfg, _ = load_train_config(cfg.train, cfg.train_overrides)
+    cfg.ready_config(train_cfg.epochs)
     return cfg, path
