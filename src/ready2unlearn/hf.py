@@ -163,14 +163,22 @@ def apply_lora(model: nn.Module, settings: LoraSettings, task_type: str) -> nn.M
 
 @contextmanager
 def _quiet_transformers() -> Iterator[None]:
+    """Loading a checkpoint without Transformers' load report and per-load progress bar.
+
+    Benchmarks load a pretrained model for every seed, variant and retraining: a "Loading weights" bar each
+    time buries the toolkit's own progress (and fills the logs of quiet runs).
+    """
     from transformers.utils import logging as hf_logging
 
-    level = hf_logging.get_verbosity()
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 class SequenceClassifier(nn.Module):
@@ -220,9 +228,10 @@ def load_causal_lm(name_or_path: str, lora: LoraSettings | None = None, seed: in
     require_hf()
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(
-        resolve_model_dir(name_or_path), dtype=torch.float32, local_files_only=True, attn_implementation=ATTENTION
-    )
+    with _quiet_transformers():
+        model = AutoModelForCausalLM.from_pretrained(
+            resolve_model_dir(name_or_path), dtype=torch.float32, local_files_only=True, attn_implementation=ATTENTION
+        )
     if seed is not None:  # LoRA's A matrices
         torch.manual_seed(seed)
     return apply_lora(model, lora, "CAUSAL_LM") if lora is not None else model
