@@ -417,3 +417,19 @@ def test_process_watch_cli_serves_new_requests_and_stops_cleanly_on_sigterm(digi
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0 and b"stopped" in out
+
+
+def test_serve_cli_binds_loopback_and_hands_the_process_args_to_its_workers(ledger_path, monkeypatch):
+    import ready2unlearn.cli.serve as serve_cli
+
+    seen = {}
+    monkeypatch.setattr(serve_cli.uvicorn, "run", lambda app, host, port, log_level: seen.update(
+        app=app, host=host, port=port))  # fmt: skip
+    argv = ["serve", "--ledger", str(ledger_path), "--port", "8123", "--workers", "2", "--data-dir", "/data",
+            "--", "--method", "ga", "--stop", "steps:5"]  # fmt: skip
+    assert main(argv) == 0
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
+    pool = seen["app"].state.r2u.pool
+    assert pool.count == 2 and pool.args == ["--method", "ga", "--stop", "steps:5", "--data-dir", "/data"]
+    assert "--watch" in pool._command(watch=True) and "--resume" in pool._command(watch=False)
+    assert main(["serve", "--ledger", str(ledger_path), "--workers", "-1"]) == 2  # one-line config error
