@@ -9,15 +9,22 @@ one request kind × setting × seed) into ``--out/cells`` and writes ``--out/tab
 variant, the unlearning steps and whether the target was reached, test accuracy before, accuracy after (on the
 test-retain set for class requests), the mean held-out forget accuracy during the relearning attack, and the
 retrained model's value for it (the floor). Hand-written context goes in ``--out/README.md`` around it.
+
+When the work folder holds the matrix's ``bench_config.json`` it is copied too, and ``--out/targets.md`` judges
+the targets on the seeds finished so far (the same summary as the full report, so a verdict on fewer than the
+matrix's seeds is provisional and is labelled with its ``n``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
+
+from ready2unlearn.report.readiness import summarise_readiness
 
 
 def _relearn_mean(relearn: dict | None) -> float:
@@ -42,6 +49,35 @@ def rows(cells: list[dict]) -> list[str]:
     return out
 
 
+def _value(t: dict) -> str:
+    if t.get("text"):  # a ratio: its text carries n and censored bounds
+        return t["text"]
+    if not t["n"]:
+        return "–"
+    ci = f" [{t['ci_low']:+.3f}, {t['ci_high']:+.3f}]" if math.isfinite(t["ci_low"]) else ""
+    return f"{t['mean']:+.3f}{ci} (n={t['n']})"
+
+
+def targets(cells: list[dict], config: dict) -> list[str]:
+    """The target table (and ready vs negative training) on the cells finished so far."""
+    s = summarise_readiness({"cells": cells, "config": config})
+    seeds = sorted({c["seed"] for c in cells})
+    out = [f"Targets on the seeds finished so far ({seeds} of {config['seeds']}; provisional until every seed is in).",
+           "", "| setting | method | target | value [95% CI] | threshold | verdict |",
+           "|---|---|---|---|---|---|"]  # fmt: skip
+    for t in s["targets"]:
+        out.append(f"| {t['group']} / {t['setting']} | {t['method']} | {t['description']} | {_value(t)} | "
+                   f"{t['op']} {t['threshold']:.3f} | {t['verdict']} |")  # fmt: skip
+    out += ["", "Ready against the negative-training baseline (steps, paired by seed):", "",
+            "| setting | method | ready / negtrain | ready / standard | negtrain / standard |",
+            "|---|---|---|---|---|"]  # fmt: skip
+    for r in s["vs_negtrain"]:
+        if r["targeted"]:
+            out.append(f"| {r['group']} / {r['setting']} | {r['method']} | {_value(r['steps_ratio_vs_negtrain'])} | "
+                       f"{_value(r['steps_ratio'])} | {_value(r['negtrain_steps_ratio'])} |")  # fmt: skip
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", type=Path, required=True, help="the matrix's work folder (holds cells/)")
@@ -55,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     header = ["| group / setting | seed | variant | method | steps | reached | test acc before | acc after (TA) | "
               "relearn UA (mean) | retrained floor |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     (args.out / "table.md").write_text("\n".join([*header, *rows(cells)]) + "\n", encoding="utf-8")
+    config_file = args.work / "bench_config.json"
+    if config_file.is_file() and cells:
+        shutil.copy2(config_file, args.out / "bench_config.json")
+        config = json.loads(config_file.read_text(encoding="utf-8"))["config"]
+        (args.out / "targets.md").write_text("\n".join(targets(cells, config)) + "\n", encoding="utf-8")
     print(f"{len(cells)} cells → {args.out}")
     return 0
 

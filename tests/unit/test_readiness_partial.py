@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "readiness" / "partial.py"
@@ -30,3 +31,16 @@ def test_partial_table(tmp_path):
     assert lines[2] == "| class / in | 3 | standard | ga | 90 | True | 0.900 | 0.880 | 0.500 | 0.200 |"
     assert lines[3].startswith("| class / in | 3 | ready | ga | 20 |")
     assert (tmp_path / "out" / "cells" / "class-in-seed3-abc.json").is_file()
+
+
+def test_partial_targets_from_the_matrix_config(tmp_path):
+    """With the matrix's bench_config.json the partial folder also judges the targets on the finished seeds."""
+    spec = importlib.util.spec_from_file_location("partial", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    committed = SCRIPT.parent / "mnist-partial"  # real cells of the MNIST matrix, with its config
+    assert module.main(["--work", str(committed), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "targets.md").read_text()
+    assert "provisional" in text and "| class / in | ga | unlearning steps, ready / standard" in text
+    assert re.search(r"\| class / in \| ga \| \d+\.\d{3} \[", text)  # ready / negtrain steps, paired by seed
+    assert (tmp_path / "out" / "bench_config.json").is_file()
