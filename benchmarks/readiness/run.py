@@ -59,9 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", help="folder name for the results (default: the preset's short name)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more ready-bench overrides")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--report", action="store_true", help="only gather README.md from the committed folders")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    for short in args.only or list(PRESETS):
+    for short in [] if args.report else args.only or list(PRESETS):
         name = args.name or short
         overrides = [*([f"train={args.train}"] if args.train else []), *args.set]
         work = args.work / name
@@ -78,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
              "only when the whole interval is on one side (benchmarks/readiness/tabular.py has the tabular task).",
              ""]  # fmt: skip
     for d in sorted(x for x in HERE.iterdir() if (x / "targets.md").exists()):
-        parts.append((d / "targets.md").read_text(encoding="utf-8"))
+        text = (d / "targets.md").read_text(encoding="utf-8")
+        # A partial folder's table (benchmarks/readiness/partial.py) has no heading of its own.
+        parts.append(text if text.startswith("#") else f"## {d.name} (in progress): [{d.name}/README.md]"
+                     f"({d.name}/README.md)\n\n{text}")  # fmt: skip
     if (HERE / "NOTES.md").exists():
         parts.append((HERE / "NOTES.md").read_text(encoding="utf-8"))
     (HERE / "README.md").write_text("\n".join(parts), encoding="utf-8")
