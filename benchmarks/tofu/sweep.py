@@ -45,6 +45,12 @@ SHAPES: dict[str, list[str]] = {
     "dual λ, α auto ×2, cap 8, gain": ["ready.dual=true", "ready.alpha=auto", "ready.cap=8",
                                        "ready.first_order=true", "ready.start_epoch=10", "ready.forget_term=gain",
                                        "ready.alpha_factor=2"],
+    # The deployment methods here use Adam: a measured lr × steps of Adam is a per-coordinate distance that one
+    # SGD step of that size does not cover (the dual λ then sits at its maximum); simulate Adam's own steps.
+    "dual λ, α auto, cap 8, level, Adam inner step": ["ready.dual=true", "ready.alpha=auto", "ready.cap=8",
+                                                      "ready.first_order=true", "ready.start_epoch=10",
+                                                      "ready.forget_term=level", "ready.alpha_factor=1",
+                                                      "ready.inner_optimizer=method"],
 }  # fmt: skip
 
 #: What is copied from the base run, per seed: models and cells that do not depend on the readiness knobs.

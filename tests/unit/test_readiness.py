@@ -62,19 +62,62 @@ class _TiedNet(nn.Module):
         return self.dec(torch.tanh(self.mid(self.enc(x.flatten(1)))))
 
 
-def _sgd_reference(model: nn.Module, method_name: str, batch: Batch, steps: int, lr: float) -> dict[str, torch.Tensor]:
-    """The same unlearning run on a deep copy with a plain ``torch.optim.SGD`` loop."""
+def _sgd_reference(model: nn.Module, method_name: str, batch: Batch, steps: int, lr: float,
+                   optim: type[torch.optim.Optimizer] = torch.optim.SGD) -> dict[str, torch.Tensor]:  # fmt: skip
+    """The same unlearning run on a deep copy with a plain ``torch.optim`` loop (SGD unless ``optim``)."""
     ref = copy.deepcopy(model)
     method = build_method({"name": method_name}, TASK)
     if method_name in ("npo", "ga_kl"):
         method.snapshot_reference(model)
-    opt = torch.optim.SGD([p for p in ref.parameters() if p.requires_grad], lr=lr)
+    opt = optim([p for p in ref.parameters() if p.requires_grad], lr=lr)
     for j in range(steps):
         loss, _ = method.loss(ref, batch, step=j)
         opt.zero_grad()
         loss.backward()
         opt.step()
     return dict(ref.named_parameters())
+
+
+@pytest.mark.parametrize("method_name", ["ga", "grad_diff", "npo"])
+@pytest.mark.parametrize("first_order", [False, True])
+def test_adam_inner_loop_matches_torch_optim_adam(method_name, first_order):
+    """``optimizer="adam"``: the functional steps are the ones ``torch.optim.Adam`` takes from fresh moments."""
+    model = _mlp()
+    batch = _batch()
+    theta = _functional(model, method_name, batch, steps=3, lr=0.01, first_order=first_order, optimizer="adam")
+    expected = _sgd_reference(model, method_name, batch, steps=3, lr=0.01, optim=torch.optim.Adam)
+    for name, p in theta.items():
+        torch.testing.assert_close(p, expected[name], rtol=1e-4, atol=1e-6)
+    # Adam's first step moves every coordinate with a gradient by about α, whatever the gradient's scale
+    one = _functional(model, "ga", batch, steps=1, lr=0.01, optimizer="adam")
+    moved = torch.cat([(one[n] - p).abs().flatten() for n, p in model.named_parameters()])
+    assert torch.allclose(moved[moved > 0], torch.full_like(moved[moved > 0], 0.01), rtol=1e-3)
+    with pytest.raises(ValueError, match="inner optimizer"):
+        _functional(model, "ga", batch, steps=1, lr=0.01, optimizer="rmsprop")
+
+
+def test_second_order_adam_inner_step_reaches_the_meta_gradient():
+    """Through the Adam steps the meta-gradient exists and differs from the first-order one."""
+    model, batch = _mlp(), _batch()
+    grads = {}
+    for first_order in (False, True):
+        theta = trainable_params(model)
+        theta_k = _functional(model, "ga", batch, steps=2, lr=0.01, first_order=first_order, optimizer="adam",
+                              params=theta)  # fmt: skip
+        loss = F.cross_entropy(torch.func.functional_call(model, theta_k, (batch.forget_x,)), batch.forget_y)
+        grads[first_order] = torch.autograd.grad(loss, list(theta.values()))
+    assert all(torch.isfinite(g).all() for g in grads[False])
+    assert any(not torch.allclose(a, b) for a, b in zip(grads[False], grads[True], strict=True))
+
+
+def test_inner_optimizer_knob_keeps_old_config_dicts():
+    """Unset, the knob is not in the config's dict: cache keys of ready models trained before stay the same."""
+    from ready2unlearn.config import to_dict
+
+    assert "inner_optimizer" not in to_dict(ReadyConfig())
+    assert to_dict(ReadyConfig(inner_optimizer="method"))["inner_optimizer"] == "method"
+    with pytest.raises(ConfigError):
+        ReadyConfig(inner_optimizer="adam")
 
 
 def _functional(model: nn.Module, method_name: str, batch: Batch, steps: int, lr: float, **kw):

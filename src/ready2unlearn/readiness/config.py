@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ready2unlearn.config import check
+from ready2unlearn.config import OMIT_UNSET, check
 from ready2unlearn.data.request import DeletionRequest
 from ready2unlearn.engine.method import METHODS, MethodConfig, method_config
 
@@ -95,6 +95,10 @@ class ReadyConfig:
             scored on the *other* samples of F, as the real attack is scored on held-out forget samples.
         relearn_alpha: Step size of the simulated relearning steps; ``null`` = ``alpha``.
         relearn_steps: Simulated relearning steps (the real attack takes several).
+        inner_optimizer: How the simulated unlearning steps move: ``sgd`` (plain steps, the default) or
+            ``method`` (the deployment method's own optimiser: with ``adam`` the steps ``torch.optim.Adam``
+            takes, so α measured as Adam's ``lr × steps`` is the same distance; see
+            :func:`~ready2unlearn.readiness.inner.simulate_unlearning`).
         score_mode: How the state reached is scored: ``eval`` (BatchNorm running statistics, no dropout: as
             the stop rule and every metric see the model) or ``train``. The inner unlearning steps always run
             in train mode, like the deployed unlearner. ``train`` scoring is wrong for BatchNorm models: a
@@ -129,6 +133,8 @@ class ReadyConfig:
     relearn_size: int = 10
     relearn_alpha: float | None = None
     relearn_steps: int = 1
+    # Omitted from the config's dict while unset, so the cache keys of every ready model trained before stay valid.
+    inner_optimizer: Literal["sgd", "method"] = field(default="sgd", metadata=OMIT_UNSET)
     score_mode: Literal["eval", "train"] = "eval"
     dual: bool | None = None
     lam_max: float = 1.0
@@ -148,6 +154,7 @@ class ReadyConfig:
         check(self.efficiency + self.retention + self.resistance > 0,
               "ready.efficiency, ready.retention and ready.resistance are all 0: L_ready would be empty")  # fmt: skip
         check(self.cap is None or self.cap > 0, f"ready.cap must be positive, got {self.cap}")
+        check(self.inner_optimizer in ("sgd", "method"), "ready.inner_optimizer must be sgd or method")
         if isinstance(self.alpha, str):
             check(self.alpha == "auto", f"ready.alpha must be a positive number or auto, got {self.alpha!r}")
         else:

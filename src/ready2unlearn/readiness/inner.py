@@ -43,6 +43,10 @@ def sgd_step(loss: torch.Tensor, params: Mapping[str, torch.Tensor], lr: float, 
     return {n: params[n] if g is None else params[n] - lr * g for n, g in zip(names, grads, strict=True)}
 
 
+#: Adam's defaults in ``torch.optim.Adam`` (what the deployed unlearner uses with ``optimizer: adam``).
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
+
+
 def simulate_unlearning(
     method: UnlearningMethod,
     model: nn.Module,
@@ -53,8 +57,9 @@ def simulate_unlearning(
     params: Mapping[str, torch.Tensor] | None = None,
     buffers: Mapping[str, torch.Tensor] | None = None,
     first_order: bool = False,
+    optimizer: str = "sgd",
 ) -> Params:
-    """Runs ``steps`` plain-SGD steps of ``method``'s loss from ``params`` and returns θ'_k.
+    """Runs ``steps`` steps of ``method``'s loss from ``params`` and returns θ'_k.
 
     Args:
         method: A built gradient-ascent-family method (its ``loss`` accepts ``params``).
@@ -66,23 +71,45 @@ def simulate_unlearning(
             differentiable with respect to them).
         buffers: Buffers to use (default: fresh clones of the model's buffers).
         first_order: Detach inner gradients (θ'_k depends on θ only through the identity).
+        optimizer: ``sgd`` (``θ − α·g``) or ``adam``: the steps ``torch.optim.Adam`` would take from fresh
+            moments (its first step is ``θ − α·g/(|g| + ε)``, i.e. α per coordinate whatever the gradient's
+            scale). Matching the deployed unlearner's optimiser keeps α in its units: a measured
+            ``lr × steps`` of Adam is a per-coordinate distance, which an SGD step of that size would not
+            cover where gradients are small (language models).
 
     Returns:
         The trainable-parameter dict after ``steps`` steps.
     """
+    if optimizer not in ("sgd", "adam"):
+        raise ValueError(f"unknown inner optimizer {optimizer!r}; use sgd or adam")
     theta: Params = dict(params if params is not None else trainable_params(model))
     state_buffers = dict(buffers) if buffers is not None else buffer_copies(model)
+    m: Params = {}
+    v: Params = {}
+    (b1, b2), eps = ADAM_BETAS, ADAM_EPS
     for j in range(steps):
         if first_order:
             # Each step starts from a leaf copy so the gradient is taken at θ'_j but not through it; the
-            # update itself stays differentiable (θ'_{j+1} = θ'_j − α·g with g constant).
+            # update itself stays differentiable (θ'_{j+1} = θ'_j − α·d with the direction d constant).
             leaves = {n: t.detach().requires_grad_(True) for n, t in theta.items()}
             loss, _ = method.loss(model, batch, params={**state_buffers, **leaves}, step=j)
             grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
-            theta = {n: t if g is None else t - alpha * g for (n, t), g in zip(theta.items(), grads, strict=True)}
         else:
             loss, _ = method.loss(model, batch, params={**state_buffers, **theta}, step=j)
-            theta = sgd_step(loss, theta, alpha, create_graph=True)
+            grads = torch.autograd.grad(loss, list(theta.values()), create_graph=True, allow_unused=True)
+        if optimizer == "sgd":
+            theta = {n: t if g is None else t - alpha * g for (n, t), g in zip(theta.items(), grads, strict=True)}
+            continue
+        new: Params = {}
+        for (n, t), g in zip(theta.items(), grads, strict=True):
+            if g is None:
+                new[n] = t
+                continue
+            m[n] = b1 * m[n] + (1 - b1) * g if n in m else (1 - b1) * g
+            v[n] = b2 * v[n] + (1 - b2) * g * g if n in v else (1 - b2) * g * g
+            m_hat, v_hat = m[n] / (1 - b1 ** (j + 1)), v[n] / (1 - b2 ** (j + 1))
+            new[n] = t - alpha * m_hat / (v_hat.sqrt() + eps)
+        theta = new
     return theta
 
 

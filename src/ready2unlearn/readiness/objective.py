@@ -73,8 +73,9 @@ def readiness_loss(
     theta = trainable_params(model)
     buffers = buffer_copies(model)
     with _unlearning_mode(method, model):  # as the deployed unlearner runs (batch norm frozen by default)
+        optimizer = cfg.method.optimizer if cfg.inner_optimizer == "method" else "sgd"
         theta_k = simulate_unlearning(method, model, batch, steps=cfg.inner_steps, alpha=cfg.alpha, params=theta,
-                                      buffers=buffers, first_order=cfg.first_order)  # fmt: skip
+                                      buffers=buffers, first_order=cfg.first_order, optimizer=optimizer)  # fmt: skip
 
     def ce(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         # Scored as the stop rule and the metrics see the model (eval mode: running BatchNorm statistics, no
