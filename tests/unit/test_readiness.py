@@ -108,6 +108,16 @@ def test_second_order_adam_inner_step_reaches_the_meta_gradient():
         grads[first_order] = torch.autograd.grad(loss, list(theta.values()))
     assert all(torch.isfinite(g).all() for g in grads[False])
     assert any(not torch.allclose(a, b) for a, b in zip(grads[False], grads[True], strict=True))
+    # a parameter whose gradient is exactly 0 (v̂ = 0) keeps the meta-gradient finite
+    dead = torch.nn.Linear(3, 2)
+    dead.weight.data.zero_()
+    params = trainable_params(dead)
+    x = torch.zeros(4, 3)  # zero inputs: the weight's gradient is exactly 0, the bias's is not
+    method = build_method({"name": "ga"}, TASK)
+    batch_dead = Batch(forget_x=x, forget_y=torch.tensor([0, 1, 0, 1]))
+    theta_k = simulate_unlearning(method, dead, batch_dead, steps=2, alpha=0.01, params=params, optimizer="adam")
+    out = F.cross_entropy(torch.func.functional_call(dead, theta_k, (x + 1,)), torch.tensor([0, 1, 0, 1]))
+    assert all(torch.isfinite(g).all() for g in torch.autograd.grad(out, list(params.values())))
 
 
 def test_inner_optimizer_knob_keeps_old_config_dicts():

@@ -108,7 +108,11 @@ def simulate_unlearning(
             m[n] = b1 * m[n] + (1 - b1) * g if n in m else (1 - b1) * g
             v[n] = b2 * v[n] + (1 - b2) * g * g if n in v else (1 - b2) * g * g
             m_hat, v_hat = m[n] / (1 - b1 ** (j + 1)), v[n] / (1 - b2 ** (j + 1))
-            new[n] = t - alpha * m_hat / (v_hat.sqrt() + eps)
+            # √v̂ with a finite derivative where v̂ = 0 (a coordinate with no gradient yet, e.g. the embedding
+            # row of a token not in the batch): the plain sqrt would send ∞ · 0 = NaN into the meta-gradient.
+            positive = v_hat > 0
+            root = torch.where(positive, torch.where(positive, v_hat, 1.0).sqrt(), 0.0)
+            new[n] = t - alpha * m_hat / (root + eps)
         theta = new
     return theta
 
