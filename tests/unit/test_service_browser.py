@@ -104,6 +104,8 @@ def test_dashboard_shows_the_served_request_and_its_verified_certificate(live):
     browser = _browser()
     try:
         browser.set_page_load_timeout(60)
+        # A click returns before the page it leads to has loaded: every lookup waits for its element.
+        browser.implicitly_wait(30)
         browser.get(f"{base}/requests/{rid}")  # not logged in: sent to the login form
         assert browser.current_url.endswith("/login")
         browser.find_element(By.ID, "token").send_keys(tokens["auditor"])
