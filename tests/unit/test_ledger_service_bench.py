@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-pytest.importorskip("httpx")
+from tests.conftest import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "ledger_service" / "run.py"
+pytest.importorskip("httpx")
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("ledger_service_run", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("ledger_service/run.py")
 
 
 def test_plan_gives_each_client_fresh_targets_duplicates_of_its_own_and_invalid_ones(bench):

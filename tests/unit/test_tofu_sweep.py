@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("transformers")
 
 from ready2unlearn.recipes.lm_bench import load_lm_bench_config
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "tofu" / "sweep.py"
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def sweep():
-    spec = importlib.util.spec_from_file_location("tofu_sweep", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tofu/sweep.py")
 
 
 def test_every_shape_is_a_valid_config_on_the_base_preset(sweep):
