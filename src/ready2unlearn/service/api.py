@@ -9,6 +9,8 @@ its thread pool, each with its own SQLite connection, and the ledger's transacti
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -30,11 +32,18 @@ router = APIRouter(prefix="/api/v1")
 RequestId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The request's id.")]
 
 
-def api_token(request: Request) -> Token:
-    """The caller's token (``Authorization: Bearer``); 401 otherwise."""
-    secret = auth.bearer_secret(request)
+def reader(request: Request) -> Iterator[Ledger]:
+    """One read-only connection per call, shared by the token check and the handler (closed after it)."""
     with state_of(request).reader() as ledger:
-        return auth.authenticate(ledger, secret)
+        yield ledger
+
+
+Reader = Annotated[Ledger, Depends(reader)]
+
+
+def api_token(request: Request, ledger: Reader) -> Token:
+    """The caller's token (``Authorization: Bearer``); 401 otherwise."""
+    return auth.authenticate(ledger, auth.bearer_secret(request))
 
 
 Caller = Annotated[Token, Depends(api_token)]
@@ -55,6 +64,11 @@ def readable_row(ledger: Ledger, token: Token, request_id: int) -> RequestRow:
     if row is None or not auth.can_read(token, row.token):
         raise HTTPException(404, f"no request #{request_id}")
     return row
+
+
+def readable_certificate(state: ServiceState, ledger: Ledger, token: Token, request_id: int) -> FilePath:
+    """The certificate file of a request ``token`` may read (404 when it may not, or there is none)."""
+    return state.certificate_path(ledger, readable_row(ledger, token, request_id))
 
 
 @router.get("/whoami", response_model=schemas.WhoAmI, responses=_ERRORS)
@@ -85,29 +99,26 @@ def submit(body: schemas.SubmitRequest, token: Caller, state: State) -> schemas.
 
 
 @router.get("/requests", response_model=list[schemas.RequestOut], responses=_ERRORS)
-def list_requests(token: Caller, state: State,
+def list_requests(token: Caller, ledger: Reader,
                   status: Annotated[str | None, Query(pattern="^(" + "|".join(STATUSES) + ")$")] = None,
                   ) -> list[schemas.RequestOut]:  # fmt: skip
     """Requests in submission order (a submitter's own only), optionally of one status."""
-    with state.reader() as ledger:
-        rows = ledger.requests(status)
+    rows = ledger.requests(status)
     return [schemas.RequestOut.of(r) for r in rows if auth.can_read(token, r.token)]
 
 
 @router.get("/requests/{request_id}", response_model=schemas.RequestDetail, responses=_ERRORS)
-def show_request(request_id: RequestId, token: Caller, state: State) -> schemas.RequestDetail:
+def show_request(request_id: RequestId, token: Caller, ledger: Reader) -> schemas.RequestDetail:
     """One request with its event log."""
-    with state.reader() as ledger:
-        row = readable_row(ledger, token, request_id)
-        events = ledger.events(request_id)
+    row = readable_row(ledger, token, request_id)
+    events = ledger.events(request_id)
     return schemas.RequestDetail(**schemas.RequestOut.of(row).model_dump(), events=events)
 
 
 @router.get("/requests/{request_id}/certificate", responses=_ERRORS)
-def certificate(request_id: RequestId, token: Caller, state: State) -> JSONResponse:
+def certificate(request_id: RequestId, token: Caller, state: State, ledger: Reader) -> JSONResponse:
     """The request's ``certificate.json`` (sealed: verify it with ``.../certificate/verify`` or the CLI)."""
-    with state.reader() as ledger:
-        path = state.certificate_path(ledger, readable_row(ledger, token, request_id))
+    path = readable_certificate(state, ledger, token, request_id)
     return JSONResponse(
         json.loads(path.read_text(encoding="utf-8")),
         headers={"Content-Disposition": f'attachment; filename="certificate-{request_id}.json"'},
@@ -115,19 +126,17 @@ def certificate(request_id: RequestId, token: Caller, state: State) -> JSONRespo
 
 
 @router.get("/requests/{request_id}/certificate.html", response_class=HTMLResponse, responses=_ERRORS)
-def certificate_html(request_id: RequestId, token: Caller, state: State) -> HTMLResponse:
+def certificate_html(request_id: RequestId, token: Caller, state: State, ledger: Reader) -> HTMLResponse:
     """The certificate as the self-contained HTML page issued with it."""
-    with state.reader() as ledger:
-        path = state.certificate_path(ledger, readable_row(ledger, token, request_id))
+    path = readable_certificate(state, ledger, token, request_id)
     return HTMLResponse(path.with_name(CERT_HTML).read_text(encoding="utf-8"))
 
 
 @router.get("/requests/{request_id}/certificate/verify", response_model=schemas.Verification, responses=_ERRORS)
-def verify(request_id: RequestId, token: Caller, state: State) -> schemas.Verification:
+def verify(request_id: RequestId, token: Caller, state: State, ledger: Reader) -> schemas.Verification:
     """Re-verifies the certificate: its seals, both model files, its outcome, and the ledger's records."""
     auth.require(token, auth.VERIFY, "verify certificates")
-    with state.reader() as ledger:
-        path = state.certificate_path(ledger, readable_row(ledger, token, request_id))
+    path = readable_certificate(state, ledger, token, request_id)
     result = verify_certificate(path, state.cfg.ledger)
     return schemas.Verification(
         request_id=request_id,
@@ -150,35 +159,32 @@ def retry(request_id: RequestId, token: Caller, state: State) -> schemas.Request
 
 
 @router.get("/lineage", response_model=list[schemas.Version], responses=_ERRORS)
-def lineage(token: Caller, state: State) -> list[schemas.Version]:
+def lineage(token: Caller, ledger: Reader) -> list[schemas.Version]:
     """The chain of model versions from the base model to the one served now."""
     auth.require(token, auth.READ_ALL, "read the lineage")
-    with state.reader() as ledger:
-        chain = ledger.lineage()
-        served = ledger.served_hash()
+    chain = ledger.lineage()
+    served = ledger.served_hash()
     return [schemas.Version(hash=v.hash, parent_hash=v.parent_hash, created_by=v.created_by, created=v.created,
                             served=v.hash == served) for v in chain]  # fmt: skip
 
 
 @router.get("/events", response_model=list[schemas.Event], responses=_ERRORS)
-def events(token: Caller, state: State,
+def events(token: Caller, ledger: Reader,
            after: Annotated[int, Query(ge=0, le=2**63 - 1, description="Only events with a larger id.")] = 0,
            limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[schemas.Event]:  # fmt: skip
     """The append-only event log (every write, with the token that made it), oldest first."""
     auth.require(token, auth.READ_ALL, "read the event log")
-    with state.reader() as ledger:
-        rows = ledger.db.events_after(after, limit)
+    rows = ledger.db.events_after(after, limit)
     return [schemas.Event(**r) for r in rows]
 
 
 @router.get("/process", response_model=schemas.ProcessState, responses=_ERRORS)
-def process_state(token: Caller, state: State) -> schemas.ProcessState:
+def process_state(token: Caller, state: State, ledger: Reader) -> schemas.ProcessState:
     """The queue by status, what is running (and on which worker), and this server's workers."""
     auth.require(token, auth.READ_ALL, "observe processing")
-    with state.reader() as ledger:
-        counts = ledger.db.status_counts()
-        running = ledger.requests("running")
-        served = ledger.served_hash()
+    counts = ledger.db.status_counts()
+    running = ledger.requests("running")
+    served = ledger.served_hash()
     return schemas.ProcessState(counts=counts,
                                 running=[schemas.RequestOut.of(r) for r in running],
                                 workers=state.pool.status(), served_model=served)  # fmt: skip

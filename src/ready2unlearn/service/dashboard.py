@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -22,7 +21,7 @@ from ready2unlearn.ledger.certificate import CERT_HTML, verify_certificate
 from ready2unlearn.ledger.errors import LedgerError
 from ready2unlearn.ledger.tokens import Token
 from ready2unlearn.service import auth, plots
-from ready2unlearn.service.api import readable_row
+from ready2unlearn.service.api import Reader, readable_certificate, readable_row
 from ready2unlearn.service.state import state_of
 
 router = APIRouter(include_in_schema=False)
@@ -58,13 +57,10 @@ class LoginRequired(Exception):
     """A page was asked for without a valid session: the app answers with a redirect to the login form."""
 
 
-def session_token(request: Request) -> Token:
+def session_token(request: Request, ledger: Reader) -> Token:
     """The token of the session cookie (dependency of every page); raises :class:`LoginRequired` otherwise."""
     secret = request.cookies.get(auth.COOKIE)
-    token = None
-    if secret:
-        with state_of(request).reader() as ledger:
-            token = ledger.tokens.authenticate(secret)
+    token = ledger.tokens.authenticate(secret) if secret else None
     if token is None:
         raise LoginRequired
     return token
@@ -76,12 +72,6 @@ def login_redirect(request: Request, exc: Exception) -> RedirectResponse:
 
 
 Session = Annotated[Token, Depends(session_token)]
-
-
-def _certificate(request: Request, token: Token, request_id: int) -> Path:
-    state = state_of(request)
-    with state.reader() as ledger:
-        return state.certificate_path(ledger, readable_row(ledger, token, request_id))
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -113,26 +103,24 @@ def logout() -> Response:
 
 
 @router.get("/", response_class=HTMLResponse)
-def queue(request: Request, token: Session) -> Response:
+def queue(request: Request, token: Session, ledger: Reader) -> Response:
     """The queue: counts by status and every request (a submitter's own only)."""
-    state = state_of(request)
-    with state.reader() as ledger:
-        rows = [r for r in ledger.requests() if auth.can_read(token, r.token)]
-        counts = ledger.db.status_counts()
-        served = ledger.served_hash()
+    rows = [r for r in ledger.requests() if auth.can_read(token, r.token)]
+    counts = ledger.db.status_counts()
+    served = ledger.served_hash()
     if token.role == "submitter":
         counts = {s: sum(r.status == s for r in rows) for s in counts}
-    return _page("index.html", token=token, rows=rows, counts=counts, served=served, workers=state.pool.status())
+    workers = state_of(request).pool.status()
+    return _page("index.html", token=token, rows=rows, counts=counts, served=served, workers=workers)
 
 
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
-def request_page(request_id: RequestId, request: Request, token: Session) -> Response:
+def request_page(request_id: RequestId, request: Request, token: Session, ledger: Reader) -> Response:
     """A request's record, timeline and certificate (verified now, with its metrics and plots)."""
     state = state_of(request)
-    with state.reader() as ledger:
-        row = readable_row(ledger, token, request_id)
-        events = ledger.events(request_id)
-        cert_path = state.certificate_path(ledger, row) if row.certificate else None
+    row = readable_row(ledger, token, request_id)
+    events = ledger.events(request_id)
+    cert_path = state.certificate_path(ledger, row) if row.certificate else None
     context: dict[str, Any] = {"token": token, "row": row, "events": events, "cert": None}
     if cert_path is not None:
         cert = json.loads(cert_path.read_text(encoding="utf-8"))
@@ -152,19 +140,21 @@ def request_page(request_id: RequestId, request: Request, token: Session) -> Res
 
 
 @router.get("/requests/{request_id}/certificate.json")
-def certificate_json(request_id: RequestId, request: Request, token: Session) -> Response:
+def certificate_json(request_id: RequestId, request: Request, token: Session, ledger: Reader) -> Response:
     """The certificate file, for a logged-in reader."""
-    return JSONResponse(json.loads(_certificate(request, token, request_id).read_text(encoding="utf-8")))
+    path = readable_certificate(state_of(request), ledger, token, request_id)
+    return JSONResponse(json.loads(path.read_text(encoding="utf-8")))
 
 
 @router.get("/requests/{request_id}/certificate.html", response_class=HTMLResponse)
-def certificate_page(request_id: RequestId, request: Request, token: Session) -> Response:
+def certificate_page(request_id: RequestId, request: Request, token: Session, ledger: Reader) -> Response:
     """The certificate's own HTML page."""
-    return HTMLResponse(_certificate(request, token, request_id).with_name(CERT_HTML).read_text(encoding="utf-8"))
+    path = readable_certificate(state_of(request), ledger, token, request_id)
+    return HTMLResponse(path.with_name(CERT_HTML).read_text(encoding="utf-8"))
 
 
 @router.get("/lineage", response_class=HTMLResponse)
-def lineage_page(request: Request, token: Session) -> Response:
+def lineage_page(token: Session, ledger: Reader) -> Response:
     """The chain of model versions."""
     if token.role not in auth.READ_ALL:
         return _page(
@@ -175,7 +165,6 @@ def lineage_page(request: Request, token: Session) -> Response:
             served=None,
             error=f"a {token.role} token may not read the lineage",
         )
-    with state_of(request).reader() as ledger:
-        chain = ledger.lineage()
-        served = ledger.served_hash()
+    chain = ledger.lineage()
+    served = ledger.served_hash()
     return _page("lineage.html", token=token, chain=chain, served=served)
