@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import sys
 from pathlib import Path
 
 from ready2unlearn.report.readiness import summarise_readiness
+from ready2unlearn.report.readiness_report import ci_text, targets_table
 
 
 def _relearn_mean(relearn: dict | None) -> float:
@@ -49,32 +49,22 @@ def rows(cells: list[dict]) -> list[str]:
     return out
 
 
-def _value(t: dict) -> str:
-    if t.get("text"):  # a ratio: its text carries n and censored bounds
-        return t["text"]
-    if not t["n"]:
-        return "–"
-    ci = f" [{t['ci_low']:+.3f}, {t['ci_high']:+.3f}]" if math.isfinite(t["ci_low"]) else ""
-    return f"{t['mean']:+.3f}{ci} (n={t['n']})"
-
-
 def targets(cells: list[dict], config: dict) -> list[str]:
     """The target table (and ready vs negative training) on the cells finished so far."""
     s = summarise_readiness({"cells": cells, "config": config})
     seeds = sorted({c["seed"] for c in cells})
-    out = [f"Targets on the seeds finished so far ({seeds} of {config['seeds']}; provisional until every seed is in).",
-           "", "| setting | method | target | value [95% CI] | threshold | verdict |",
-           "|---|---|---|---|---|---|"]  # fmt: skip
-    for t in s["targets"]:
-        out.append(f"| {t['group']} / {t['setting']} | {t['method']} | {t['description']} | {_value(t)} | "
-                   f"{t['op']} {t['threshold']:.3f} | {t['verdict']} |")  # fmt: skip
+    out = [
+        f"Targets on the seeds finished so far ({seeds} of {config['seeds']}; provisional until every seed is in).",
+        "",
+        *targets_table(s["targets"]),
+    ]  # the full report's table
     out += ["", "Ready against the negative-training baseline (steps, paired by seed):", "",
             "| setting | method | ready / negtrain | ready / standard | negtrain / standard |",
             "|---|---|---|---|---|"]  # fmt: skip
     for r in s["vs_negtrain"]:
         if r["targeted"]:
-            out.append(f"| {r['group']} / {r['setting']} | {r['method']} | {_value(r['steps_ratio_vs_negtrain'])} | "
-                       f"{_value(r['steps_ratio'])} | {_value(r['negtrain_steps_ratio'])} |")  # fmt: skip
+            out.append(f"| {r['group']} / {r['setting']} | {r['method']} | {ci_text(r['steps_ratio_vs_negtrain'])} | "
+                       f"{ci_text(r['steps_ratio'])} | {ci_text(r['negtrain_steps_ratio'])} |")  # fmt: skip
     return out
 
 

@@ -26,7 +26,7 @@ def _pm(s: Mapping[str, Any] | None, pct: bool = False, digits: int = 3) -> str:
     return f"{s['mean'] * scale:.{d}f} ± {s['std'] * scale:.{d}f}"
 
 
-def _ci(s: Mapping[str, Any] | None, pct: bool = False, digits: int = 3) -> str:
+def ci_text(s: Mapping[str, Any] | None, pct: bool = False, digits: int = 3) -> str:
     """``mean [low, high]`` (95% CI) of a statistic, or its ratio text (geometric mean, censoring)."""
     if not s or (s["n"] == 0 and not s.get("text")):
         return "–"
@@ -42,11 +42,12 @@ def _reached(s: Mapping[str, Any] | None) -> str:
 
 
 # -- tables ---------------------------------------------------------------------------------------------
-def _targets_table(targets: Sequence[Mapping[str, Any]]) -> list[str]:
+def targets_table(targets: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The target table: one row per target with its estimate, interval, threshold and verdict."""
     lines = ["| group / setting | method | target | estimate [95% CI] (n) | threshold | verdict |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for t in targets:
-        est = t["text"] if t.get("text") else _ci(t) + f" (n={t['n']})"
+        est = t["text"] if t.get("text") else ci_text(t) + f" (n={t['n']})"
         verdict = t["verdict"] if t["verdict"] != "missed" else "**missed**"
         lines.append(f"| {t['group']} / {t['setting']} | {t['method']} | {t['description']} | {est} | "
                      f"{t['op']} {t['threshold']:.3f} | {verdict} |")  # fmt: skip
@@ -60,9 +61,9 @@ def _efficiency_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     for r in rows:
         lines.append(f"| {r['group']} / {r['setting']}{' *' if r['targeted'] else ''} | {r['variant']} | "
                      f"{r['method']} | {_pm(r['steps'], digits=1)} | {_reached(r['reached'])} | "
-                     f"{_ci(r.get('steps_ratio'))} | {_pm(r['before_forget_acc'], True)} | "
+                     f"{ci_text(r.get('steps_ratio'))} | {_pm(r['before_forget_acc'], True)} | "
                      f"{_pm(r['before_forget_loss'])} | {_pm(r['acc_before'], True)} | {_pm(r['acc_after'], True)} | "
-                     f"{_pm(r['retrained_acc'], True)} | {_ci(r.get('train_time_ratio'))} |")  # fmt: skip
+                     f"{_pm(r['retrained_acc'], True)} | {ci_text(r.get('train_time_ratio'))} |")  # fmt: skip
     return lines
 
 
@@ -76,7 +77,7 @@ def _privacy_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
                      f"{_pm(r['mia_efficacy'])} ({_pm(r['retrained_mia_efficacy'])}) | {_pm(r['avg_gap'])} | "
                      f"{_pm(r['forget_quality'])} | {_pm(r['relearn_forget_acc'], True)} | "
                      f"{_pm(r['relearn_final_forget_acc'], True)} | {_pm(r['retrained_relearn_forget_acc'], True)} | "
-                     f"{_ci(r.get('relearn_gap_closed'))} |")  # fmt: skip
+                     f"{ci_text(r.get('relearn_gap_closed'))} |")  # fmt: skip
     return lines
 
 
@@ -93,9 +94,9 @@ def _negtrain_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         lines.append(f"| {r['group']} / {r['setting']}{' *' if r['targeted'] else ''} | {r['method']} | "
-                     f"{_ci(r['steps_ratio_vs_negtrain'])} | {_ci(r['steps_ratio'])} | "
-                     f"{_ci(r['negtrain_steps_ratio'])} | {_ci(r['before_vs_standard'], True)} | "
-                     f"{_ci(r['negtrain_before_vs_standard'], True)} |")  # fmt: skip
+                     f"{ci_text(r['steps_ratio_vs_negtrain'])} | {ci_text(r['steps_ratio'])} | "
+                     f"{ci_text(r['negtrain_steps_ratio'])} | {ci_text(r['before_vs_standard'], True)} | "
+                     f"{ci_text(r['negtrain_before_vs_standard'], True)} |")  # fmt: skip
     return [*lines, ""]
 
 
@@ -218,7 +219,7 @@ def write_readiness_report(results: Mapping[str, Any], out_dir: str | Path) -> P
              "Gap to floor closed: (standard recovery − variant recovery) / (standard recovery − retrained "
              "recovery) under the same seeded relearning attack.", "",
              f"## Targets ({'all met' if s['all_targets_met'] else tally or 'none'})", "",
-             *_targets_table(s["targets"]), "", "## Efficiency and utility", "", *_efficiency_table(s["rows"]), "",
+             *targets_table(s["targets"]), "", "## Efficiency and utility", "", *_efficiency_table(s["rows"]), "",
              "## Privacy and relearning", "", *_privacy_table(s["rows"]), "",
              *_negtrain_table(s.get("vs_negtrain", []))]  # fmt: skip
     if "memory" in results:
