@@ -331,6 +331,15 @@ def test_unbound_or_missing_ledger_is_a_clear_error(tmp_path):
 
 
 # -- workers ----------------------------------------------------------------------------------------------------
+def _bound_ledger(ckpt: Path, path: Path, *classes: str) -> tuple[list, object, list]:
+    """A new ledger bound to ``ckpt`` with one pending class request per entry of ``classes``."""
+    with Ledger(path) as led:
+        led.bind(ckpt)
+        split, forgotten = led.load_split()
+        rows = [led.add_request("class", c, "x", "u", split, forgotten) for c in classes]
+    return rows, split, forgotten
+
+
 def test_watch_serves_the_queue_and_takes_over_a_dead_workers_claim(digits_ckpt, tmp_path):
     import socket
 
@@ -341,11 +350,8 @@ def test_watch_serves_the_queue_and_takes_over_a_dead_workers_claim(digits_ckpt,
     from ready2unlearn.ledger.watch import watch
 
     path = tmp_path / "ledger.db"
+    (a, b), _, _ = _bound_ledger(digits_ckpt, path, "3", "5")
     with Ledger(path) as led:
-        led.bind(digits_ckpt)
-        split, forgotten = led.load_split()
-        a = led.add_request("class", "3", "x", "u", split, forgotten)
-        b = led.add_request("class", "5", "x", "u", split, forgotten)
         dead = Worker(socket.gethostname(), 2**22 + 12345, "0")  # above pid_max: never a live process
         assert led.claim(dead).rows[0].id == a.id
     cfg, _ = load_unlearn_config(None, [], method="ga")
@@ -388,10 +394,7 @@ def test_process_watch_cli_serves_new_requests_and_stops_cleanly_on_sigterm(digi
     import sys
 
     path = tmp_path / "ledger.db"
-    with Ledger(path) as led:
-        led.bind(digits_ckpt)
-        split, forgotten = led.load_split()
-        first = led.add_request("class", "3", "x", "u", split, forgotten)
+    (first,), split, forgotten = _bound_ledger(digits_ckpt, path, "3")
     cmd = [sys.executable, "-m", "ready2unlearn.cli.main", "request", "process", "--ledger", str(path), "--watch",
            "--poll", "0.2", "--quiet", "--no-relearn", *WORKER_ARGS]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

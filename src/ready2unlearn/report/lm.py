@@ -49,9 +49,14 @@ def _mean(values: Sequence[float]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
+def _relearn_losses(relearn: Mapping[str, Any] | None) -> list[float]:
+    """Held-out forget answer losses at every point of every relearning attack."""
+    return [p["forget_loss"] for r in (relearn or {}).values() for p in r["curve"]]
+
+
 def _relearn_loss(cell: Mapping[str, Any]) -> float:
     """Lowest held-out forget answer loss the relearning attack reaches (lower = more recovered)."""
-    losses = [p["forget_loss"] for r in cell.get("relearn", {}).values() for p in r["curve"]]
+    losses = _relearn_losses(cell.get("relearn"))
     return min(losses) if losses else float("nan")
 
 
@@ -97,7 +102,7 @@ def _time_ratios(table: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def _mean_relearn_loss(relearn: Mapping[str, Any] | None) -> float:
     """Mean held-out forget answer loss over the relearning attack (higher = less recovered)."""
-    losses = [p["forget_loss"] for r in (relearn or {}).values() for p in r["curve"]]
+    losses = _relearn_losses(relearn)
     return float(np.mean(losses)) if losses else float("nan")
 
 
