@@ -52,6 +52,7 @@ from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.cost import saved_tensor_bytes, state_bytes
 from ready2unlearn.readiness.objective import ReadinessObjective
 from ready2unlearn.readiness.sampler import RevocableSet
+from ready2unlearn.readiness.timing import measure_training_cost
 from ready2unlearn.recipes.cache import cache_key, load_json, store_json
 from ready2unlearn.recipes.classifier_env import ClassifierEnv, SeedEnv, retrain_config, rows_digest, seeded_relearn
 from ready2unlearn.recipes.harness import CellCache, Report, Trained, publish, run_resumable, slug
@@ -66,6 +67,9 @@ from ready2unlearn.recipes.ready_bench_config import (
 from ready2unlearn.report.readiness import summarise_readiness
 from ready2unlearn.report.readiness_report import write_readiness_report
 from ready2unlearn.runtime import resolve_device
+
+#: Interleaved blocks and steps per block of the training-cost probe (part of its cache key).
+COST_PROBE = {"blocks": 5, "steps": 8}
 
 __all__ = [
     "VARIANTS",
@@ -118,6 +122,7 @@ class ReadyBenchRunner:
         self.classifier = ClassifierEnv(cfg, self.out, self.device)
         self.cells = CellCache(self.out)  # this run's cells, in order (the folder may hold other configs')
         self._extra_files: dict[str, Path] = {}
+        self._cost_files: list[Path] = []
 
     def _relearn_cfg(self, seed: int) -> RelearnConfig | None:
         return seeded_relearn(self.cfg.relearn, seed)
@@ -208,6 +213,7 @@ class ReadyBenchRunner:
         self.out.mkdir(parents=True, exist_ok=True)
         self.classifier.models.clear()
         self._extra_files = {}
+        self._cost_files = []
         self.cells.files.clear()
         self._check_requests(self.classifier.env(cfg.seeds[0]))  # a request too small to resolve fails before training
         write_json(self.out / "bench_config.json", {"preset": self.preset, "config": to_dict(cfg)})
@@ -230,6 +236,8 @@ class ReadyBenchRunner:
                             cell = self._run_setting(env, seed, group, setting, spec, request, views, variants)
                             self.cells.store(path, conf, cell)
                         bar.update(task, advance=1)
+                    if cfg.cost:
+                        self._cost(env, seed, group, variants["standard"])
                 if seed == cfg.seeds[0]:
                     self._extras(env, seed)
         return self.finish()
@@ -339,6 +347,24 @@ class ReadyBenchRunner:
         }  # fmt: skip
 
     # -- reported extras ----------------------------------------------------------------------------------
+    def _cost(self, env: SeedEnv, seed: int, group: ReadyGroup, standard: _Variant) -> None:
+        """The training-cost probe of ``group``'s readiness on ``seed`` (:mod:`~ready2unlearn.readiness.timing`).
+
+        Cached by the standard model, the ready config and the training config; per seed, so the cost ratio
+        gets an interval like every other target.
+        """
+        rcfg = self.cfg.group_ready(group)
+        tc = env.train_cfg
+        conf = {"standard": standard.key, "ready": to_dict(rcfg), "train": to_dict(tc), "probe": COST_PROBE}
+        path = self.out / "cost" / f"seed{seed}-{slug(group.name)}-{cache_key(conf)}.json"
+        if load_json(path, conf) is None:
+            model, _ = standard.get()
+            cost = measure_training_cost(model, env.split.train.to(self.device), rcfg, env.split.spec.num_classes,
+                                         epochs=tc.epochs, batch_size=tc.batch_size, optim=tc.optim, seed=seed,
+                                         task=env.task, **COST_PROBE)  # fmt: skip
+            store_json(path, conf, {"seed": seed, "group": group.name, **cost.to_dict()})
+        self._cost_files.append(path)
+
     def _extras(self, env: SeedEnv, seed: int) -> None:
         """Memory per step and sequential requests on the first seed, each cached by its own config."""
         cfg = self.cfg
@@ -435,6 +461,9 @@ class ReadyBenchRunner:
             "seeds": self.cfg.seeds, "data_fingerprints": self.classifier.fingerprints(self.cfg.seeds), "cells": cells,
             **extras,
         }  # fmt: skip
+        if self._cost_files:
+            results["cost"] = [{k: v for k, v in json.loads(p.read_text(encoding="utf-8")).items() if k != "cache"}
+                               for p in self._cost_files]  # fmt: skip
         results["summary"] = summarise_readiness(results)
         return publish(results, self.out, self.report)
 

@@ -128,6 +128,9 @@ class ReadyBenchConfig:
             is measured inside the ready run when readiness starts, as ``r2u train`` does.
         sequential: Sequential-request setting.
         memory: Measure per-step autograd memory of standard and ready training.
+        cost: Measure, per seed and group, what readiness training costs against standard training in CPU
+            time, α calibration included (interleaved probe, :mod:`~ready2unlearn.readiness.timing`); the
+            training-cost target is judged on it.
         mia: Run the membership-inference attacks on every unlearned and retrained model.
         mia_max_test: Test samples MIA-efficacy's SVM uses (its fit is quadratic in this).
         allow_small_requests: Accept random requests under 1% of the training set or 200 samples (only for
@@ -156,6 +159,7 @@ class ReadyBenchConfig:
     calibrate_on_standard: bool = False
     sequential: SequentialConfig = field(default_factory=SequentialConfig)
     memory: bool = True
+    cost: bool = True
     mia: bool = True
     mia_max_test: int | None = 2000
     allow_small_requests: bool = False

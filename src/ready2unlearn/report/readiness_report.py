@@ -57,13 +57,15 @@ def targets_table(targets: Sequence[Mapping[str, Any]]) -> list[str]:
 def _efficiency_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = ["| group / setting | variant | method | steps | reached | steps ratio vs standard [95% CI] | "
              "forget acc before % | forget loss before | acc before % | acc after % (utility) | retrained acc % | "
-             "train time ratio |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "train wall-clock ratio | train cost ratio (probe) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         lines.append(f"| {r['group']} / {r['setting']}{' *' if r['targeted'] else ''} | {r['variant']} | "
                      f"{r['method']} | {_pm(r['steps'], digits=1)} | {_reached(r['reached'])} | "
                      f"{ci_text(r.get('steps_ratio'))} | {_pm(r['before_forget_acc'], True)} | "
                      f"{_pm(r['before_forget_loss'])} | {_pm(r['acc_before'], True)} | {_pm(r['acc_after'], True)} | "
-                     f"{_pm(r['retrained_acc'], True)} | {ci_text(r.get('train_time_ratio'))} |")  # fmt: skip
+                     f"{_pm(r['retrained_acc'], True)} | {ci_text(r.get('train_time_ratio'))} | "
+                     f"{ci_text(r.get('train_cost_ratio'))} |")  # fmt: skip
     return lines
 
 
@@ -198,6 +200,33 @@ def _memory_lines(m: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _cost_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Per group: what a readiness step costs, what the α calibration costs, and the ratio they add up to."""
+    by: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for r in records:
+        by[r["group"]].append(r)
+    lines = ["## Training cost (CPU time, interleaved probe)", "",
+             "Blocks of plain training steps alternate with blocks of steps that also run the readiness term, on "
+             "copies of the seed's standard model, timed in this process's CPU time; the α calibration is timed "
+             "on the same model. Ratio = (S·t_plain + C·(t_ready − t_plain) + t_calibration) / (S·t_plain) for "
+             "S training steps of which C run the term. Mean over seeds (min–max).", "",
+             "| group | seeds | step with the term / plain step | steps running the term | readiness steps "
+             "(× standard training) | α calibration (× standard training) | total ratio |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+
+    def span(rs: Sequence[Mapping[str, Any]], key: str) -> str:
+        v = [float(r[key]) for r in rs]
+        return f"{np.mean(v):.2f} ({min(v):.2f}–{max(v):.2f})"
+
+    for group, rs in by.items():
+        r0 = rs[0]
+        lines.append(f"| {group} | {len(rs)} | {span(rs, 'step_ratio')} | {r0['ready_calls']} of "
+                     f"{r0['steps_per_epoch'] * r0['epochs']} (every {r0['meta_every']}, from epoch "
+                     f"{r0['start_epoch'] + 1}) | {span(rs, 'steps_share')} | {span(rs, 'calibration_share')} | "
+                     f"{span(rs, 'ratio')} |")  # fmt: skip
+    return [*lines, ""]
+
+
 def write_readiness_report(results: Mapping[str, Any], out_dir: str | Path) -> Path:
     """Writes ``report.md``: targets, efficiency/utility and privacy/relearning tables, baselines, extras, plots."""
     out = Path(out_dir)
@@ -222,6 +251,8 @@ def write_readiness_report(results: Mapping[str, Any], out_dir: str | Path) -> P
              *targets_table(s["targets"]), "", "## Efficiency and utility", "", *_efficiency_table(s["rows"]), "",
              "## Privacy and relearning", "", *_privacy_table(s["rows"]), "",
              *_negtrain_table(s.get("vs_negtrain", []))]  # fmt: skip
+    if results.get("cost"):
+        lines += _cost_lines(results["cost"])
     if "memory" in results:
         lines += _memory_lines(results["memory"])
     if "sequential" in results:
