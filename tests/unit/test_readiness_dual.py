@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ready2unlearn.config import from_dict
+from ready2unlearn.config import from_dict, to_dict
 from ready2unlearn.engine.fit import fit
 from ready2unlearn.engine.method import Context
 from ready2unlearn.engine.stop import StopConfig
@@ -19,6 +19,7 @@ from ready2unlearn.engine.unlearn import unlearn_model
 from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.readiness import ReadinessObjective, ReadyConfig, readiness_loss, trainable_params
+from ready2unlearn.readiness import calibrate as calibrate_mod
 from ready2unlearn.readiness.calibrate import calibrate_alpha
 from ready2unlearn.readiness.dual import DualLambda
 from ready2unlearn.readiness.sampler import RequestSampler
@@ -191,6 +192,34 @@ def test_calibrated_alpha_is_lr_times_the_median_steps_of_real_runs():
                         UnlearnConfig(method=cfg.method, stop=stop, seed=0),
                         Context(TASK, torch.Generator().manual_seed(0), torch.device("cpu")))  # fmt: skip
     assert res.steps == cal.steps[0]
+
+
+def test_fast_calibration_judges_fewer_samples_less_often(monkeypatch):
+    data = make_blobs(1200, seed=0)  # 300 rows per class: more than the fast subset
+    model = _mlp()
+    fit(model, data, None, _train_cfg(2), show_progress=False)
+    seen = []
+    real = calibrate_mod.unlearn_model
+
+    def spy(model, views, method, ucfg, ctx, **kw):
+        seen.append(ucfg.stop)
+        return real(model, views, method, ucfg, ctx, **kw)
+
+    monkeypatch.setattr(calibrate_mod, "unlearn_model", spy)
+    out = {}
+    for mode in ("full", "fast"):
+        cfg = from_dict(ReadyConfig, {"kind": "class", "method": {"name": "ga", "lr": 0.01}, "calibration": mode})
+        out[mode] = calibrate_alpha(model, data, cfg, 4, requests=2, budget=400, seed=0)
+    full, fast = seen[:2], seen[2:]
+    assert {(s.eval_every, s.forget_eval_size, s.retain_eval_size) for s in full} == {(2, None, 200)}
+    assert {(s.eval_every, s.forget_eval_size, s.retain_eval_size) for s in fast} == {(4, 256, 32)}
+    # Same simulated requests; the stop is only resolved to the check cadence, so the steps agree within it.
+    assert out["fast"].forget_sizes == out["full"].forget_sizes
+    assert all(abs(a - b) <= 4 for a, b in zip(out["fast"].steps, out["full"].steps, strict=True))
+    # calibration=full is the default and is left out of the config's dict (old cache keys stay valid).
+    assert "calibration" not in to_dict(ReadyConfig()) and to_dict(cfg)["calibration"] == "fast"
+    with pytest.raises(ConfigError, match="calibration"):
+        ReadyConfig(calibration="slow")  # type: ignore[arg-type]
 
 
 def test_alpha_auto_needs_a_warm_up_and_is_measured_when_readiness_starts():

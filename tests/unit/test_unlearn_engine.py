@@ -58,6 +58,21 @@ def test_forget_loss_rule_and_reference_target(setup):
         _go(copy.deepcopy(model), views, {"name": "ga"}, StopConfig(rule="forget_acc", target="reference"))
 
 
+def test_forget_eval_size_judges_the_stop_on_a_fixed_subset(setup):
+    model, _, _, views = setup  # 60 forget samples
+    stop = dict(rule="forget_acc", target="chance", max_steps=500)
+    whole = _go(copy.deepcopy(model), views, {"name": "ga", "lr": 0.01}, StopConfig(**stop))
+    # A subset as large as the forget set is the forget set: the run is unchanged, step for step.
+    same = _go(copy.deepcopy(model), views, {"name": "ga", "lr": 0.01}, StopConfig(**stop, forget_eval_size=60))
+    assert same.steps == whole.steps and same.curve == whole.curve
+    sub = _go(copy.deepcopy(model), views, {"name": "ga", "lr": 0.01}, StopConfig(**stop, forget_eval_size=8))
+    # Every check scored 8 samples: accuracies in eighths, and the stop was judged on them.
+    assert all(abs(8 * row["forget_acc"] - round(8 * row["forget_acc"])) < 1e-6 for row in sub.curve)
+    assert sub.reached and sub.curve[-1]["forget_acc"] <= 0.25
+    with pytest.raises(ConfigError, match="forget_eval_size"):
+        StopConfig(**stop, forget_eval_size=0)
+
+
 def test_epochs_budget_counts_passes_over_the_primary_set(setup):
     model, _, _, views = setup
     res = _go(copy.deepcopy(model), views, {"name": "ga", "batch_size": 20}, StopConfig(epochs=2, max_steps=999))

@@ -122,6 +122,11 @@ def _unlearn_loop(
     retain = views.retain.to(device)
     eval_pos = torch.randperm(len(retain), generator=ctx.generator)[: stop.retain_eval_size].sort().values
     retain_eval = retain.subset(eval_pos.numpy())
+    forget_eval = forget
+    if stop.forget_eval_size is not None and len(forget) > stop.forget_eval_size:
+        # Drawn after the retain subset, so a run without it consumes the generator exactly as before.
+        pos = torch.randperm(len(forget), generator=ctx.generator)[: stop.forget_eval_size].sort().values
+        forget_eval = forget.subset(pos.numpy())
 
     curve: list[dict[str, float]] = []
     eval_seconds = 0.0
@@ -129,7 +134,7 @@ def _unlearn_loop(
     def evaluate(step: int) -> dict[str, float]:
         nonlocal eval_seconds
         t = time.perf_counter()
-        fa, fl = ctx.task.accuracy_and_loss(model, forget)
+        fa, fl = ctx.task.accuracy_and_loss(model, forget_eval)
         ra, _ = ctx.task.accuracy_and_loss(model, retain_eval)
         eval_seconds += time.perf_counter() - t
         row = {"step": step, "forget_acc": fa, "forget_loss": fl, "retain_acc": ra}

@@ -111,6 +111,9 @@ class ReadyConfig:
         lam_max: Upper clip of the dual λ: the utility guard.
         dual_lr: Dual step size η.
         alpha_factor: ``alpha=auto`` resolves to ``alpha_factor × lr × median(steps)``.
+        calibration: How ``alpha=auto`` is measured: ``full`` judges each simulated run's stop on its whole
+            forget set every second step; ``fast`` on 256 of its samples every fourth step (about 4x cheaper
+            where the forget set is a whole class; see :func:`~ready2unlearn.readiness.calibrate.calibrate_alpha`).
     """
 
     method: MethodConfig = field(default_factory=lambda: method_config({"name": "ga"}))
@@ -140,6 +143,8 @@ class ReadyConfig:
     lam_max: float = 1.0
     dual_lr: float = 0.05
     alpha_factor: float | None = None
+    # Omitted from the config's dict while unset, so the cache keys of every ready model trained before stay valid.
+    calibration: Literal["full", "fast"] = field(default="full", metadata=OMIT_UNSET)
 
     def __post_init__(self) -> None:
         if isinstance(self.method, Mapping):  # ReadyConfig(method={"name": "npo", "beta": 0.2}) from Python
@@ -155,6 +160,7 @@ class ReadyConfig:
               "ready.efficiency, ready.retention and ready.resistance are all 0: L_ready would be empty")  # fmt: skip
         check(self.cap is None or self.cap > 0, f"ready.cap must be positive, got {self.cap}")
         check(self.inner_optimizer in ("sgd", "method"), "ready.inner_optimizer must be sgd or method")
+        check(self.calibration in ("full", "fast"), f"ready.calibration must be full or fast, got {self.calibration!r}")
         if isinstance(self.alpha, str):
             check(self.alpha == "auto", f"ready.alpha must be a positive number or auto, got {self.alpha!r}")
         else:
