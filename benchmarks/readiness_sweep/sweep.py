@@ -53,6 +53,10 @@ SHAPES: dict[str, tuple[list[str] | None, list[str] | None]] = {
     "resistance λ3=1, 3 relearn steps, second order": (["resistance=1", "relearn_steps=3", "first_order=false"], None),
     "resistance λ3=3, 3 relearn steps, second order": (["resistance=3", "relearn_steps=3", "first_order=false"], None),
     "whole-data pool": (["revocable=null"], ["revocable=null"]),
+    # What readiness costs to train: the α measurement judged on a subset (calibration=fast), alone and with
+    # the term every 4th step (the two knobs that bound the cost the probe reports).
+    "fast calibration": (["calibration=fast"], ["calibration=fast"]),
+    "fast calibration, every 4th step": (["calibration=fast", "meta_every=4"], ["calibration=fast", "meta_every=4"]),
 }
 DIGITS_SHAPES = list(SHAPES)
 FASHION_SHAPES = ["shipped defaults", "level form", "alpha factor 1", "alpha factor 3", "every 4th step"]
