@@ -13,6 +13,11 @@ the whole-training ratio it implies with readiness starting after a quarter of t
 measurement added, and the autograd memory of one standard and one readiness step.
 
 Writes ``step_cost/results.json`` (with versions and the resolved configs) and ``step_cost/README.md``.
+
+This is the exploration of cheaper schedules across models (one seed, wall-clock, on a barely trained model).
+The training-cost *target* of the readiness matrix is judged on the bench's own probe instead
+(:mod:`ready2unlearn.readiness.timing`: per seed and group, on that seed's trained standard model, in CPU
+time, with the α measurement timed on the same model).
 """
 
 from __future__ import annotations
