@@ -6,8 +6,8 @@ of whole runs moved between 1.4x and 9x. This probe removes both sources of nois
 
 - it alternates blocks of plain training steps with blocks of steps that also run the readiness term, on
   copies of one model with the same batch size and optimiser, so slow phases of the machine hit both alike;
-- it counts this process's CPU time (``time.process_time``), which other processes on the machine do not
-  inflate.
+- on a CPU it counts this process's CPU time (``time.process_time``), which other processes on the machine do
+  not inflate. CPU time does not see GPU kernels, so on a GPU it counts wall-clock after synchronising.
 
 The training cost ratio is then assembled from the measured parts as the training loop spends them:
 
@@ -48,9 +48,9 @@ class TrainingCost:
     """Measured per-step costs and the training cost ratio they add up to.
 
     Attributes:
-        plain_step: CPU seconds of a plain training step (median over blocks).
-        ready_step: CPU seconds of a step that also runs the readiness term (median over blocks).
-        calibration: CPU seconds of the ``alpha=auto`` measurement (0 when α was given).
+        plain_step: Seconds of a plain training step (median over blocks; CPU time on a CPU).
+        ready_step: Seconds of a step that also runs the readiness term (median over blocks).
+        calibration: Seconds of the ``alpha=auto`` measurement (0 when α was given).
         steps_per_epoch: Training steps per epoch.
         epochs: Training epochs.
         start_epoch: Epochs before the readiness term starts.
@@ -74,12 +74,12 @@ class TrainingCost:
 
     @property
     def standard_seconds(self) -> float:
-        """Predicted CPU seconds of standard training."""
+        """Predicted seconds of standard training."""
         return self.steps_per_epoch * self.epochs * self.plain_step
 
     @property
     def ready_seconds(self) -> float:
-        """Predicted CPU seconds of ready training, calibration included."""
+        """Predicted seconds of ready training, calibration included."""
         extra = max(0.0, self.ready_step - self.plain_step)
         return self.standard_seconds + self.ready_calls * extra + self.calibration
 
@@ -112,7 +112,7 @@ def interleaved_step_times(
     steps: int = 8,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """CPU seconds per plain training step and per step with ``extra``, measured in alternating blocks.
+    """Seconds per plain training step and per step with ``extra``, measured in alternating blocks.
 
     Each kind of step trains its own copy of ``model`` (the model itself is not modified) with its own
     optimiser, on the same random batches, so both pay the same optimiser and data costs; one unmeasured step
@@ -122,6 +122,7 @@ def interleaved_step_times(
         ConfigError: On fewer than one block or step.
     """
     check(blocks >= 1 and steps >= 1 and batch_size >= 1, "the timing probe needs blocks, steps and batch ≥ 1")
+    clock = _clock(next(model.parameters()).device)
     copies = {kind: copy.deepcopy(model).train() for kind in ("plain", "ready")}
     optimisers = {kind: build_optimizer(m.parameters(), optim) for kind, m in copies.items()}
     gen = torch.Generator().manual_seed(seed)
@@ -129,7 +130,7 @@ def interleaved_step_times(
 
     def run(kind: str, n: int, idx: list[torch.Tensor]) -> float:
         m, opt = copies[kind], optimisers[kind]
-        t0 = time.process_time()
+        t0 = clock()
         for i in range(n):
             loss = task.loss(m, x_all[idx[i]], y_all[idx[i]])
             if kind == "ready":
@@ -137,7 +138,7 @@ def interleaved_step_times(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        return (time.process_time() - t0) / n
+        return (clock() - t0) / n
 
     def batches(n: int) -> list[torch.Tensor]:
         return [torch.randint(0, len(train), (min(batch_size, len(train)),), generator=gen) for _ in range(n)]
@@ -155,11 +156,24 @@ def interleaved_step_times(
     return median["plain"], median["ready"]
 
 
-def cpu_seconds(fn: Callable[[], Any]) -> tuple[Any, float]:
-    """``(fn(), CPU seconds it took)`` (this process's CPU time, immune to other processes' load)."""
-    t0 = time.process_time()
+def _clock(device: torch.device) -> Callable[[], float]:
+    """This process's CPU time on a CPU; wall-clock after synchronising on a GPU (CPU time misses its kernels)."""
+    if device.type != "cuda":
+        return time.process_time
+
+    def wall() -> float:
+        torch.cuda.synchronize(device)
+        return time.perf_counter()
+
+    return wall
+
+
+def timed(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
+    """``(fn(), seconds it took)`` on the probe's clock for ``device``."""
+    clock = _clock(device)
+    t0 = clock()
     out = fn()
-    return out, time.process_time() - t0
+    return out, clock() - t0
 
 
 def measure_training_cost(
@@ -203,7 +217,8 @@ def measure_training_cost(
     rcfg = cfg.for_epochs(epochs).resolved()
     calibration = 0.0
     if rcfg.alpha == "auto":
-        cal, calibration = cpu_seconds(lambda: calibrate_alpha(model, train, rcfg, num_classes, seed=seed, task=task))
+        device = next(model.parameters()).device
+        cal, calibration = timed(lambda: calibrate_alpha(model, train, rcfg, num_classes, seed=seed, task=task), device)
         rcfg = dataclasses.replace(rcfg, alpha=cal.alpha)
     objective = ReadinessObjective(rcfg, train, num_classes, seed, task=task)
 

@@ -31,7 +31,7 @@ TARGETS: dict[str, tuple[str, str, float]] = {
         0.5,
     ),
     "train_cost_ratio": (
-        "training cost incl. α calibration, ready / standard (CPU time, interleaved probe)",
+        "training cost incl. α calibration, ready / standard (interleaved probe)",
         "<=",
         1.5,
     ),

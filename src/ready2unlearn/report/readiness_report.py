@@ -205,11 +205,12 @@ def _cost_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
     by: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for r in records:
         by[r["group"]].append(r)
-    lines = ["## Training cost (CPU time, interleaved probe)", "",
+    lines = ["## Training cost (interleaved probe)", "",
              "Blocks of plain training steps alternate with blocks of steps that also run the readiness term, on "
-             "copies of the seed's standard model, timed in this process's CPU time; the α calibration is timed "
-             "on the same model. Ratio = (S·t_plain + C·(t_ready − t_plain) + t_calibration) / (S·t_plain) for "
-             "S training steps of which C run the term. Mean over seeds (min–max).", "",
+             "copies of the seed's standard model, timed in this process's CPU time (synchronised wall-clock on a "
+             "GPU); the α calibration is timed on the same model. Ratio = (S·t_plain + C·(t_ready − t_plain) + "
+             "t_calibration) / (S·t_plain) for S training steps of which C run the term. Mean over seeds "
+             "(min–max).", "",
              "| group | seeds | step with the term / plain step | steps running the term | readiness steps "
              "(× standard training) | α calibration (× standard training) | total ratio |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
