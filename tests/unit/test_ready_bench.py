@@ -440,3 +440,9 @@ def test_the_steps_target_depends_on_the_request_kind():
         assert t["steps_ratio"]["verdict"] == verdict and t["steps_ratio"]["threshold"] == (
             1 / 3 if kind == "class" else 1 / 2
         )
+
+
+def test_the_cost_switch_keeps_saved_configs_resumable():
+    # Runs saved before the cost probe existed have no "cost" key: the default must serialise the same way.
+    assert "cost" not in to_dict(from_dict(ReadyBenchConfig, TINY))
+    assert to_dict(from_dict(ReadyBenchConfig, {**TINY, "cost": False}))["cost"] is False

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ready2unlearn.attacks.relearn import RelearnConfig
-from ready2unlearn.config import apply_overrides, check, from_dict, load_preset, to_dict
+from ready2unlearn.config import OMIT_UNSET, apply_overrides, check, from_dict, load_preset, to_dict
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.request import DeletionRequest
 from ready2unlearn.engine.method import MethodConfig, method_config
@@ -159,7 +159,8 @@ class ReadyBenchConfig:
     calibrate_on_standard: bool = False
     sequential: SequentialConfig = field(default_factory=SequentialConfig)
     memory: bool = True
-    cost: bool = True
+    # Omitted from the config's dict while unset, so runs saved before it existed still resume.
+    cost: bool = field(default=True, metadata=OMIT_UNSET)
     mia: bool = True
     mia_max_test: int | None = 2000
     allow_small_requests: bool = False
