@@ -8,6 +8,7 @@ import torch
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.optim import OptimConfig
 from ready2unlearn.readiness import ReadyConfig
+from ready2unlearn.readiness.calibrate import calibrate_alpha
 from ready2unlearn.readiness.timing import TrainingCost, interleaved_step_times, measure_training_cost
 from ready2unlearn.task import ClassificationTask
 from tests.conftest import make_blobs, toy_model
@@ -52,7 +53,13 @@ def test_probe_times_the_calibration_when_alpha_is_measured():
     cost = measure_training_cost(model, train, cfg, num_classes, epochs=4, batch_size=32, optim=OptimConfig(),
                                  blocks=2, steps=2)  # fmt: skip
     assert cost.calibration > 0 and cost.start_epoch == 1 and cost.meta_every == cfg.resolved().meta_every
-    assert cost.steps_per_epoch == 13 and cost.ratio > 1
+    assert cost.steps_per_epoch == 13 and cost.ratio > 1 and cost.calibration_source == "this model"
+    # The ready run's own timed measurement is used as it is (its α drives the timed steps).
+    own = calibrate_alpha(model, train, cfg, num_classes)
+    own.seconds = 123.0
+    reused = measure_training_cost(model, train, cfg, num_classes, epochs=4, batch_size=32, optim=OptimConfig(),
+                                   blocks=1, steps=1, calibration=own)  # fmt: skip
+    assert reused.calibration == 123.0 and reused.calibration_source == "ready run"
     fixed = measure_training_cost(model, train, ReadyConfig(kind="class", alpha=0.01), num_classes, epochs=4,
                                   batch_size=32, optim=OptimConfig(), blocks=2, steps=2)  # fmt: skip
-    assert fixed.calibration == 0.0 and fixed.start_epoch == 0
+    assert fixed.calibration == 0.0 and fixed.start_epoch == 0 and fixed.calibration_source == "none"

@@ -77,6 +77,8 @@ def test_ready_bench_end_to_end_and_resume(tmp_path, monkeypatch):
     assert {(c["seed"], c["group"]) for c in results["cost"]} == {(0, "class"), (0, "random")}
     for c in results["cost"]:
         assert c["ratio"] > 1 and c["calibration"] > 0 and c["ready_step"] > c["plain_step"] > 0
+        # α was measured inside each ready run (alpha=auto after a warm-up epoch), timed, and that time is used.
+        assert c["calibration_source"] == "ready run"
     cost_t = next(t for t in results["summary"]["targets"] if t["target"] == "train_cost_ratio")
     assert cost_t["n"] == 1 and cost_t["mean"] == pytest.approx(
         next(c["ratio"] for c in results["cost"] if c["group"] == cost_t["group"])

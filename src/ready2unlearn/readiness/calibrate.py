@@ -25,7 +25,7 @@ step (:data:`STOPS`).
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ from ready2unlearn.engine.stop import StopConfig
 from ready2unlearn.engine.unlearn import unlearn_model
 from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.readiness.config import ReadyConfig
+from ready2unlearn.readiness.cost import probe_clock
 from ready2unlearn.readiness.sampler import RequestSampler
 from ready2unlearn.task import ClassificationTask, Task
 
@@ -63,6 +64,8 @@ class Calibration:
         forget_sizes: Forget-set size of each simulated request.
         rule: The stop rule the runs used (``forget_acc`` / ``forget_loss``) and its target.
         factor: ``alpha / displacement``.
+        seconds: What the measurement took: this process's CPU time, or synchronised wall-clock on a GPU
+            (:func:`~ready2unlearn.readiness.cost.probe_clock`); ``None`` in records made before it was timed.
     """
 
     alpha: float
@@ -72,6 +75,7 @@ class Calibration:
     forget_sizes: list[int]
     rule: str
     factor: float
+    seconds: float | None = field(default=None, compare=False)  # a timing, not part of what was measured
 
     def to_dict(self) -> dict[str, Any]:
         """Card entry."""
@@ -134,6 +138,8 @@ def calibrate_alpha(
     check(requests >= 1 and budget >= 1 and factor > 0, "calibration needs requests ≥ 1, budget ≥ 1 and factor > 0")
     task = task or ClassificationTask(num_classes)
     device = next(model.parameters()).device
+    clock = probe_clock(device)
+    t0 = clock()
     sampler = RequestSampler(train, cfg, num_classes, seed)
     rule, target = ("forget_acc", tolerance) if cfg.kind == "class" else ("forget_loss", cfg.cap)
     stop = StopConfig(rule=rule, target=target, max_steps=budget, **STOPS[cfg.calibration])  # type: ignore[arg-type]
@@ -157,4 +163,5 @@ def calibrate_alpha(
         forget_sizes=sizes,
         rule=f"{stop.rule} {'≤' if stop.rule == 'forget_acc' else '≥'} {stop.target}",
         factor=factor,
+        seconds=clock() - t0,
     )

@@ -1,4 +1,4 @@
-"""What readiness costs per training step in memory: bytes autograd keeps for the backward pass.
+"""What readiness costs: bytes autograd keeps per training step, and the clock its time is measured on.
 
 On a GPU, ``torch.cuda.max_memory_allocated`` answers this directly; on a CPU there is no allocator
 counter, so we count what dominates training memory on either: the tensors autograd saves for backward
@@ -9,7 +9,9 @@ separately.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,3 +35,26 @@ def saved_tensor_bytes(step: Callable[[], torch.Tensor]) -> int:
 def state_bytes(model: nn.Module) -> int:
     """Bytes of the model's parameters and buffers."""
     return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+
+
+def probe_clock(device: torch.device) -> Callable[[], float]:
+    """The probes' clock: this process's CPU time on a CPU, synchronised wall-clock on a GPU.
+
+    Other processes' load does not inflate CPU time; on a GPU it would miss the kernels.
+    """
+    if device.type != "cuda":
+        return time.process_time
+
+    def wall() -> float:
+        torch.cuda.synchronize(device)
+        return time.perf_counter()
+
+    return wall
+
+
+def timed(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
+    """``(fn(), seconds it took)`` on :func:`probe_clock` for ``device``."""
+    clock = probe_clock(device)
+    t0 = clock()
+    out = fn()
+    return out, clock() - t0

@@ -47,7 +47,7 @@ from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.evaluate.metrics import EvalOutputs, compute, gaps
 from ready2unlearn.progress import progress_bar
 from ready2unlearn.readiness.baselines import NegativeTrainingObjective, fit_downweighted, fit_dp_sgd
-from ready2unlearn.readiness.calibrate import calibrate_alpha
+from ready2unlearn.readiness.calibrate import Calibration, calibrate_alpha
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.cost import saved_tensor_bytes, state_bytes
 from ready2unlearn.readiness.objective import ReadinessObjective
@@ -237,7 +237,7 @@ class ReadyBenchRunner:
                             self.cells.store(path, conf, cell)
                         bar.update(task, advance=1)
                     if cfg.cost:
-                        self._cost(env, seed, group, variants["standard"])
+                        self._cost(env, seed, group, variants)
                 if seed == cfg.seeds[0]:
                     self._extras(env, seed)
         return self.finish()
@@ -347,21 +347,26 @@ class ReadyBenchRunner:
         }  # fmt: skip
 
     # -- reported extras ----------------------------------------------------------------------------------
-    def _cost(self, env: SeedEnv, seed: int, group: ReadyGroup, standard: _Variant) -> None:
+    def _cost(self, env: SeedEnv, seed: int, group: ReadyGroup, variants: dict[str, _Variant]) -> None:
         """The training-cost probe of ``group``'s readiness on ``seed`` (:mod:`~ready2unlearn.readiness.timing`).
 
-        Cached by the standard model, the ready config and the training config; per seed, so the cost ratio
-        gets an interval like every other target.
+        Per seed, so the cost ratio gets an interval like every other target; the α measurement's time is the
+        ready run's own where its card recorded it. Cached by both models and the ready and training configs.
         """
         rcfg = self.cfg.group_ready(group)
         tc = env.train_cfg
-        conf = {"standard": standard.key, "ready": to_dict(rcfg), "train": to_dict(tc), "probe": COST_PROBE}
+        standard, ready = variants["standard"], variants["ready"]
+        conf = {"standard": standard.key, "ready_model": ready.key, "ready": to_dict(rcfg), "train": to_dict(tc),
+                "probe": COST_PROBE}  # fmt: skip
         path = self.out / "cost" / f"seed{seed}-{slug(group.name)}-{cache_key(conf)}.json"
         if load_json(path, conf) is None:
+            _, info = ready.get()
+            cal = info.get("calibration") or (info.get("readiness") or {}).get("calibration")
             model, _ = standard.get()
             cost = measure_training_cost(model, env.split.train.to(self.device), rcfg, env.split.spec.num_classes,
                                          epochs=tc.epochs, batch_size=tc.batch_size, optim=tc.optim, seed=seed,
-                                         task=env.task, **COST_PROBE)  # fmt: skip
+                                         task=env.task, calibration=Calibration(**cal) if cal else None,
+                                         **COST_PROBE)  # fmt: skip
             store_json(path, conf, {"seed": seed, "group": group.name, **cost.to_dict()})
         self._cost_files.append(path)
 
