@@ -38,8 +38,14 @@ def test_partial_targets_from_the_matrix_config(tmp_path):
     spec = importlib.util.spec_from_file_location("partial", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    committed = SCRIPT.parent / "mnist-partial"  # real cells of the MNIST matrix, with its config
-    assert module.main(["--work", str(committed), "--out", str(tmp_path / "out")]) == 0
+    # Real cells of the MNIST matrix: the first three seeds, laid out as an interrupted run's work folder.
+    results = json.loads((SCRIPT.parent / "mnist" / "results.json").read_text())
+    work = tmp_path / "work"
+    (work / "cells").mkdir(parents=True)
+    (work / "bench_config.json").write_text(json.dumps({"preset": results["preset"], "config": results["config"]}))
+    for i, cell in enumerate(c for c in results["cells"] if c["seed"] in (0, 1, 2)):
+        (work / "cells" / f"{cell['group']}-{cell['setting']}-seed{cell['seed']}-{i}.json").write_text(json.dumps(cell))
+    assert module.main(["--work", str(work), "--out", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "targets.md").read_text()
     assert "provisional" in text and "| class / in | ga | unlearning steps, ready / standard" in text
     assert re.search(r"\| class / in \| ga \| \d+\.\d{3} \[", text)  # ready / negtrain steps, paired by seed
