@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import nn
@@ -51,10 +50,3 @@ def probe_clock(device: torch.device) -> Callable[[], float]:
 
     return wall
 
-
-def timed(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
-    """``(fn(), seconds it took)`` on :func:`probe_clock` for ``device``."""
-    clock = probe_clock(device)
-    t0 = clock()
-    out = fn()
-    return out, clock() - t0
