@@ -49,4 +49,3 @@ def probe_clock(device: torch.device) -> Callable[[], float]:
         return time.perf_counter()
 
     return wall
-
