@@ -50,6 +50,7 @@ PLAN = {"train": "digits-mlp", "train_overrides": ["epochs=2"], "requests": [1, 
 def test_ready_bench_names_are_pinned(tmp_path, monkeypatch):
     monkeypatch.setattr(ReadyBenchRunner, "_run_setting", lambda self, *a: {"stub": True})
     monkeypatch.setattr(ready_bench, "summarise_readiness", lambda results: {})
+    monkeypatch.setattr(ReadyBenchRunner, "_cost", lambda self, *a: None)  # the cost probe would train the models
     runner = ReadyBenchRunner(from_dict(ReadyBenchConfig, READY), tmp_path, "pin", False, report=lambda r, o: None)
     runner.run()  # plans every cell; nothing is trained
     assert sorted(p.name for p in (tmp_path / "cells").iterdir()) == [
