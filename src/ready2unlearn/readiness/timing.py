@@ -81,10 +81,14 @@ class TrainingCost:
         return self.steps_per_epoch * self.epochs * self.plain_step
 
     @property
+    def term_seconds(self) -> float:
+        """What one readiness term adds to a step (a measured ready step below a plain one adds nothing)."""
+        return max(0.0, self.ready_step - self.plain_step)
+
+    @property
     def ready_seconds(self) -> float:
         """Predicted seconds of ready training, calibration included."""
-        extra = max(0.0, self.ready_step - self.plain_step)
-        return self.standard_seconds + self.ready_calls * extra + self.calibration
+        return self.standard_seconds + self.ready_calls * self.term_seconds + self.calibration
 
     @property
     def ratio(self) -> float:
@@ -98,7 +102,7 @@ class TrainingCost:
             **asdict(self), "ready_calls": self.ready_calls, "standard_seconds": std,
             "ready_seconds": self.ready_seconds, "ratio": self.ratio,
             "step_ratio": self.ready_step / self.plain_step,
-            "steps_share": self.ready_calls * max(0.0, self.ready_step - self.plain_step) / std,
+            "steps_share": self.ready_calls * self.term_seconds / std,
             "calibration_share": self.calibration / std,
         }  # fmt: skip
 
