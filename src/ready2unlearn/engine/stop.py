@@ -44,8 +44,8 @@ class StopConfig:
         retain_eval_size: Retain samples used for the divergence check (a fixed random subset, for speed).
         forget_eval_size: Judge the rule on a fixed random subset of this many forget samples instead of the
             whole forget set (``null`` = all of it). For speed where the stop point is an estimate anyway
-            (readiness's α calibration: on the MNIST CNN, scoring a whole forgotten class every second step
-            was 86% of its time); the stop is then only as sure as the subset.
+            (readiness's α calibration, which scores a whole forgotten class at every check); the stop is then
+            only as sure as the subset.
         tolerance: Slack τ ≥ 0 on a ``reference`` target, in the rule's units (accuracy for ``forget_acc``,
             nats for ``forget_loss``): stop at forget accuracy ≤ reference + τ, or forget loss ≥
             reference − τ. Numeric and ``chance`` targets are used as given.
