@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ready2unlearn.artifacts import versions, write_json
+from ready2unlearn.artifacts import atomic_write, versions, write_json
 from ready2unlearn.data.registry import load_split
 from ready2unlearn.engine.method import method_config
 from ready2unlearn.models.registry import build_model
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.out / "results.json", {"versions": versions(), "argv": argv if argv is not None else sys.argv[1:],
                                            "results": results})  # fmt: skip
     text = report(results)
-    (args.out / "README.md").write_text(text, encoding="utf-8")
+    atomic_write(args.out / "README.md", lambda tmp: tmp.write_text(text, encoding="utf-8"))
     print(text)
     return 0
 
