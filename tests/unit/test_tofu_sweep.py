@@ -17,14 +17,20 @@ def sweep():
     return load_script("tofu/sweep.py")
 
 
-def test_every_shape_is_a_valid_config_on_the_base_preset(sweep):
-    base, _ = load_lm_bench_config("tofu-forget01-baselines")
-    for name, overrides in sweep.SHAPES.items():
-        cfg, _ = load_lm_bench_config(sweep.PRESET, [*sweep.COMMON, "seeds=[0, 1, 2]", *overrides])
-        # only the readiness knobs differ from the run whose models are reused
+@pytest.mark.parametrize(("preset", "base_preset"),
+                         [("tofu-forget01", "tofu-forget01-baselines"),
+                          ("tofu-smollm2-forget01", "tofu-smollm2-forget01")])  # fmt: skip
+def test_every_shape_is_a_valid_config_on_the_base_preset(sweep, preset, base_preset):
+    base, _ = load_lm_bench_config(base_preset)
+    spec = sweep.SWEEPS[preset]
+    for name, overrides in spec.shapes.items():
+        cfg, _ = load_lm_bench_config(spec.preset, [*spec.common, "seeds=[0, 1, 2]", *overrides])
+        # only the readiness knobs differ from the run whose models are reused, and its methods are a subset
         assert cfg.train == base.train and cfg.tofu == base.tofu and cfg.stop == base.stop, name
-        assert cfg.relearn == base.relearn and cfg.methods == base.methods and cfg.seeds == base.seeds, name
-    assert len({sweep.slug(n) for n in sweep.SHAPES}) == len(sweep.SHAPES)
+        assert cfg.relearn == base.relearn and cfg.seeds == base.seeds, name
+        assert all(m in base.methods for m in cfg.methods), name
+        assert (cfg.ready == base.ready) is (not overrides), name  # the empty shape reuses the base ready model
+    assert len({sweep.slug(n) for n in spec.shapes}) == len(spec.shapes)
 
 
 def test_seed_from_base_copies_only_what_the_knobs_do_not_change(sweep, tmp_path):

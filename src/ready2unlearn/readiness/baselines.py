@@ -19,6 +19,7 @@ Each produces an ordinary ``nn.Module`` that the same unlearning methods then se
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from ready2unlearn.config import check, to_dict
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.engine.fit import FitResult, FitSettings, final_metrics, fit
 from ready2unlearn.optim import build_optimizer, build_scheduler
+from ready2unlearn.readiness.cap import initial_cap
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.sampler import RequestSampler
 from ready2unlearn.runtime import seed_everything
@@ -196,12 +198,17 @@ class NegativeTrainingObjective:
         self.seed = seed
         self.task = task or ClassificationTask(num_classes)
         self.sampler = RequestSampler(train, cfg, num_classes, seed)
+        self.initial_cap: dict[str, float | int] | None = None
         self._epoch = -1
         self.calls = 0
         self._sums: dict[str, float] = {}
 
     def __call__(self, model: nn.Module, step: int, epoch: int) -> tuple[torch.Tensor | None, dict[str, float]]:
         """``(−λ·meta_every·λ1·min(CE(θ; F), c), parts)`` on due steps, ``(None, {})`` otherwise."""
+        if self.cfg.cap == "initial":  # measured as readiness measures it, so both push to the same level
+            self.initial_cap = initial_cap(model, self.sampler.train, self.sampler.revocable.pool, self.task,
+                                           step=step, seed=self.seed)  # fmt: skip
+            self.cfg = dataclasses.replace(self.cfg, cap=self.initial_cap["cap"])
         cfg = self.cfg
         if epoch < cfg.start_epoch or step % cfg.meta_every != 0 or cfg.lam == 0:  # type: ignore[operator]
             return None, {}
@@ -218,8 +225,24 @@ class NegativeTrainingObjective:
         term = -cfg.efficiency * forget.clamp(max=cap)
         return cfg.lam * cfg.meta_every * term, parts  # type: ignore[operator]
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed training run needs to continue this term (JSON data)."""
+        return {"initial_cap": self.initial_cap, "calls": self.calls, "sums": dict(self._sums), "epoch": self._epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restores :meth:`state_dict`: the measured cap (not measured again) and the running means."""
+        if state.get("initial_cap"):
+            self.initial_cap = dict(state["initial_cap"])
+            self.cfg = dataclasses.replace(self.cfg, cap=self.initial_cap["cap"])
+        self.calls = int(state.get("calls", 0))
+        self._epoch = int(state.get("epoch", -1))
+        self._sums = {k: float(v) for k, v in (state.get("sums") or {}).items()}
+
     def summary(self, train: ArrayDataset) -> dict[str, Any]:
         """Card entry: the revocable set, how often the term ran, the mean forget loss and cap saturation."""
         means = {k: v / self.calls for k, v in self._sums.items()} if self.calls else {}
-        return {"revocable": self.sampler.revocable.describe(train), "meta_steps": self.calls, "mean_parts": means,
-                "cap_saturation": means.get("cap_saturated", 0.0), "resolved": to_dict(self.cfg)}  # fmt: skip
+        out = {"revocable": self.sampler.revocable.describe(train), "meta_steps": self.calls, "mean_parts": means,
+               "cap_saturation": means.get("cap_saturated", 0.0), "resolved": to_dict(self.cfg)}  # fmt: skip
+        if self.initial_cap is not None:
+            out["initial_cap"] = self.initial_cap
+        return out

@@ -39,6 +39,7 @@ from ready2unlearn.engine.method import Context, build_method
 from ready2unlearn.engine.stop import StopConfig
 from ready2unlearn.engine.unlearn import unlearn_model
 from ready2unlearn.engine.unlearn_config import UnlearnConfig
+from ready2unlearn.errors import ConfigError
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.cost import probe_clock
 from ready2unlearn.readiness.sampler import RequestSampler
@@ -131,7 +132,8 @@ def calibrate_alpha(
         A :class:`Calibration`.
 
     Raises:
-        ConfigError: On a non-positive ``requests``, ``budget`` or ``factor``.
+        ConfigError: On a non-positive ``requests``, ``budget`` or ``factor``, or, for random and group
+            requests, a ``cap`` not yet measured (``initial``).
     """
     cfg = cfg.resolved()
     factor = cfg.alpha_factor if factor is None else factor
@@ -141,6 +143,9 @@ def calibrate_alpha(
     clock = probe_clock(device)
     t0 = clock()
     sampler = RequestSampler(train, cfg, num_classes, seed)
+    if cfg.kind != "class" and not isinstance(cfg.cap, (int, float)):
+        raise ConfigError(f"measuring alpha for {cfg.kind} requests stops at ready.cap, which is {cfg.cap!r} here: "
+                          "cap=initial is known only once a training run has measured it; give a number")  # fmt: skip
     rule, target = ("forget_acc", tolerance) if cfg.kind == "class" else ("forget_loss", cfg.cap)
     stop = StopConfig(rule=rule, target=target, max_steps=budget, **STOPS[cfg.calibration])  # type: ignore[arg-type]
     steps: list[int] = []

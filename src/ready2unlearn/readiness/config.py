@@ -79,7 +79,10 @@ class ReadyConfig:
             ``min(CE(θ'_k; F), cap) − CE(θ; F)`` the unlearning steps bring, which gives no reward for
             simply fitting F badly at θ. Past the cap only the ``− CE(θ; F)`` part still passes a gradient:
             it keeps F fitted at θ while the simulated request is already honoured.
-        cap: Cap c of the forget terms.
+        cap: Cap c of the forget terms, in the task loss's units, or ``initial``: the revocable pool's mean
+            loss under the weights training starts from, measured before the first update
+            (:mod:`~ready2unlearn.readiness.cap`): the level of data a *pretrained* model has not seen, which
+            fits fine-tuning on any loss scale; meaningless from random weights.
         alpha: Inner (simulated unlearning) step size, or ``auto``: ``alpha_factor × lr × steps`` the
             deployment method needs on simulated requests
             (:func:`~ready2unlearn.readiness.calibrate.calibrate_alpha`), measured on a standard-trained model
@@ -127,7 +130,7 @@ class ReadyConfig:
     retention: float = 1.0
     resistance: float = 0.0
     forget_term: Literal["level", "gain"] | None = None
-    cap: float | None = None
+    cap: float | Literal["initial"] | None = None
     alpha: float | Literal["auto"] | None = None
     inner_steps: int = 1
     first_order: bool | None = None
@@ -158,7 +161,10 @@ class ReadyConfig:
             check(getattr(self, key) >= 0, f"ready.{key} must be ≥ 0, got {getattr(self, key)}")
         check(self.efficiency + self.retention + self.resistance > 0,
               "ready.efficiency, ready.retention and ready.resistance are all 0: L_ready would be empty")  # fmt: skip
-        check(self.cap is None or self.cap > 0, f"ready.cap must be positive, got {self.cap}")
+        if isinstance(self.cap, str):
+            check(self.cap == "initial", f"ready.cap must be a positive number or initial, got {self.cap!r}")
+        else:
+            check(self.cap is None or self.cap > 0, f"ready.cap must be positive, got {self.cap}")
         check(self.inner_optimizer in ("sgd", "method"), "ready.inner_optimizer must be sgd or method")
         check(self.calibration in ("full", "fast"), f"ready.calibration must be full or fast, got {self.calibration!r}")
         if isinstance(self.alpha, str):

@@ -29,6 +29,7 @@ from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.engine.method import Batch, UnlearningMethod, build_method
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.readiness.calibrate import Calibration, calibrate_alpha
+from ready2unlearn.readiness.cap import initial_cap
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.dual import DualLambda
 from ready2unlearn.readiness.inner import (
@@ -83,6 +84,8 @@ def readiness_loss(
         with _mode(model, train=cfg.score_mode == "train"):
             return task.loss(model, x, y, {**buffers, **params})
 
+    if not isinstance(cfg.cap, (int, float)):
+        raise ConfigError("readiness_loss needs a numeric ready.cap (cap=initial is measured by ReadinessObjective)")
     cap = cfg.cap
     fx, fy = batch.forget_x, batch.forget_y
     assert fx is not None and fy is not None and batch.retain_x is not None and batch.retain_y is not None
@@ -175,12 +178,18 @@ class ReadinessObjective:
         self.sampler = RequestSampler(train, cfg, num_classes, seed)
         self.dual = DualLambda(cfg.lam, lr=cfg.dual_lr, lam_max=cfg.lam_max) if cfg.dual else None  # type: ignore[arg-type]
         self.calibration: Calibration | None = None
+        #: ``cap=initial``'s measurement (``{"cap", "rows"}``), once made.
+        self.initial_cap: dict[str, float | int] | None = None
         self._epoch = -1
         self.calls = 0
         self._sums: dict[str, float] = {}
 
     def __call__(self, model: nn.Module, step: int, epoch: int) -> tuple[torch.Tensor | None, dict[str, float]]:
         """``(λ · L_ready, parts)`` for this step, or ``(None, {})`` when readiness is off for it."""
+        if self.cfg.cap == "initial":  # before any update, whatever start_epoch says
+            self.initial_cap = initial_cap(model, self.train, self.sampler.revocable.pool, self.method.task,
+                                           step=step, seed=self.seed)  # fmt: skip
+            self.cfg = dataclasses.replace(self.cfg, cap=self.initial_cap["cap"])
         cfg = self.cfg
         if epoch < cfg.start_epoch or step % cfg.meta_every != 0 or (cfg.lam == 0 and self.dual is None):  # type: ignore[operator]
             return None, {}
@@ -219,14 +228,17 @@ class ReadinessObjective:
         return {
             "alpha": self.cfg.alpha, "calibration": self.calibration.to_dict() if self.calibration else None,
             "dual": self.dual.state_dict() if self.dual else None, "calls": self.calls, "sums": dict(self._sums),
-            "epoch": self._epoch,
+            "epoch": self._epoch, "initial_cap": self.initial_cap,
         }  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restores :meth:`state_dict`: the measured α (not measured again), the dual λ and the running means."""
+        """Restores :meth:`state_dict`: the measured α and cap (not measured again), the dual λ, the running means."""
         if state.get("calibration"):
             self.calibration = Calibration(**state["calibration"])
             self.cfg = dataclasses.replace(self.cfg, alpha=state["alpha"])
+        if state.get("initial_cap"):
+            self.initial_cap = dict(state["initial_cap"])
+            self.cfg = dataclasses.replace(self.cfg, cap=self.initial_cap["cap"])
         if self.dual is not None and state.get("dual"):
             self.dual.load_state_dict(state["dual"])
         self.calls = int(state.get("calls", 0))
@@ -256,6 +268,8 @@ class ReadinessObjective:
             out["dual"] = self.dual.summary()
         if self.calibration is not None:
             out["calibration"] = self.calibration.to_dict()
+        if self.initial_cap is not None:
+            out["initial_cap"] = self.initial_cap
         warning = self._warning(saturation)
         if warning:
             out["warning"] = warning
