@@ -16,6 +16,7 @@ Writes ``results.json`` (with versions) and ``README.md`` into ``--out``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,14 @@ import torch
 
 from ready2unlearn.artifacts import atomic_write, versions, write_json
 from ready2unlearn.data.registry import load_split
+from ready2unlearn.engine.fit import fit
 from ready2unlearn.engine.method import method_config
 from ready2unlearn.models.registry import build_model
 from ready2unlearn.readiness import ReadyConfig
 from ready2unlearn.readiness.calibrate import calibrate_alpha
 from ready2unlearn.readiness.timing import measure_training_cost
 from ready2unlearn.recipes.train import load_config
+from ready2unlearn.runtime import seed_everything
 from ready2unlearn.task import ClassificationTask
 
 HERE = Path(__file__).resolve().parent / "calibration_cost"
@@ -44,21 +47,32 @@ PROBES = {"shipped defaults": {}, "calibration=fast": {"calibration": "fast"},
           "calibration=fast, meta_every=4": {"calibration": "fast", "meta_every": 4}}  # fmt: skip
 
 
+class _ReadinessStarts(Exception):
+    """Raised by :func:`_warm_model`'s hook at the first step of the epoch where readiness would start."""
+
+
 def _warm_model(preset: str, overrides: list[str], epochs: int, seed: int):
-    cfg, _ = load_config(preset, overrides)
+    """The model a ready run of ``preset`` measures α on: trained by :func:`fit` with the run's own config.
+
+    The run's whole config (its optimiser, LR schedule over all of its epochs, batch size, seed) drives
+    :func:`fit`, and a regularizer hook stops it at the first step of epoch ``epochs`` — the step where a ready
+    run's objective calls ``alpha=auto``'s measurement. A shorter ``fit`` would decay a cosine schedule over
+    ``epochs`` instead of the whole run and measure α on another model.
+    """
+    cfg, _ = load_config(preset, [*overrides, f"seed={seed}"])
     split = load_split(cfg.data)
-    torch.manual_seed(seed)
+    seed_everything(cfg.seed)  # initialisation under the run's seed, as `r2u train` builds it
     model = build_model(cfg.model, split.spec)
-    task = ClassificationTask(split.spec.num_classes)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        for x, y in split.train.batches(cfg.batch_size, shuffle=True, generator=gen):
-            model.train()
-            loss = task.loss(model, x, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+
+    def stop_when_readiness_starts(_model: torch.nn.Module, _step: int, epoch: int):
+        if epoch >= epochs:
+            raise _ReadinessStarts
+        return None, {}
+
+    # Same order as in a ready run: the step's task forward runs, then the hook where α would be measured.
+    with contextlib.suppress(_ReadinessStarts):
+        fit(model, split.train, None, cfg, show_progress=False, regularizer=stop_when_readiness_starts,
+            task=ClassificationTask(split.spec.num_classes))  # fmt: skip
     return model, split, cfg
 
 

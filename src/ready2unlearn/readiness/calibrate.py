@@ -16,9 +16,9 @@ returns ``α = factor × lr × median(steps)``. Class requests are honoured when
 most ``tolerance``; random and group requests when the forget loss reaches ``ready.cap``.
 
 Judging those stops is most of the measurement's cost: on the MNIST CNN (10k images, class requests of ~1,000
-images, measured after the first of 4 epochs) the measurement cost 2.5–3.5 standard trainings of the whole run.
+images, measured after the first of 4 epochs) the measurement cost 2.5–3.6 standard trainings of the whole run.
 ``ready.calibration=fast`` judges the stop on a fixed 256-sample subset of the forget set (and 32 retain rows,
-only the divergence check reads them) every fourth step (:data:`STOPS`): the same α within 3% at 0.22–0.23×
+only the divergence check reads them) every fourth step (:data:`STOPS`): the same α within 4% at 0.20–0.21×
 the CPU time there (``benchmarks/readiness/calibration_cost/``, 3 seeds).
 """
 

@@ -183,7 +183,7 @@ def measure_training_cost(
     With ``alpha=auto`` the α measurement is part of the cost. The faithful number is the ready run's own,
     timed when readiness started and recorded in its card: pass it as ``calibration``. Without a timed one
     the measurement runs here on ``model`` and is timed; on a fully trained model that takes longer than in a
-    run that measures after a quarter of its epochs (MNIST CNN, class requests: 4.1–5.2 vs 2.5–3.5 standard
+    run that measures after a quarter of its epochs (MNIST CNN, class requests: 4.1–5.2 vs 2.5–3.6 standard
     trainings), so the ratio is then an upper bound, and ``calibration_source`` says which it is. Its α
     drives the readiness term of the timed steps. Data augmentation is left out of both kinds of step (it
     costs both the same).
