@@ -236,6 +236,20 @@ def test_ready_trainer_adds_the_readiness_term(tok, tmp_path):
     assert any(not torch.equal(p, start[n]) for n, p in model.named_parameters() if p.requires_grad)
 
 
+def test_cap_initial_on_a_lora_model_is_the_base_models_loss_and_drives_the_term(tok):
+    """LoRA starts as the base model (B = 0): ``cap=initial`` is the pretrained loss of the revocable rows."""
+    data, task = qa(tok), CausalLMTask()
+    base, model = lm(tok), lm(tok, lora=True)
+    with torch.no_grad():
+        expected = task.per_sample_loss(base.eval(), data.x, data.y).mean().item()
+    cfg = ReadyConfig(kind="group", group_column="author", forget_size=2, meta_every=1, cap="initial",
+                      method={"name": "ga"})  # fmt: skip
+    obj = ReadinessObjective(cfg, data, 0, seed=0, task=task)
+    loss, parts = obj(model, 0, 0)
+    assert obj.initial_cap == {"cap": pytest.approx(expected, rel=1e-5), "rows": len(QA)}
+    assert loss is not None and parts["cap_saturated"] == float(parts["forget_after"] >= expected)
+
+
 # -- TOFU bench end to end --------------------------------------------------------------------------------
 @pytest.mark.skipif(not kit_available("tofu"), reason="needs ../shared/data/tofu")
 def test_tofu_bench_runs_end_to_end_and_resumes(tmp_path):
