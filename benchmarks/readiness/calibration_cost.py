@@ -16,7 +16,6 @@ Writes ``results.json`` (with versions) and ``README.md`` into ``--out``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,32 +46,23 @@ PROBES = {"shipped defaults": {}, "calibration=fast": {"calibration": "fast"},
           "calibration=fast, meta_every=4": {"calibration": "fast", "meta_every": 4}}  # fmt: skip
 
 
-class _ReadinessStarts(Exception):
-    """Raised by :func:`_warm_model`'s hook at the first step of the epoch where readiness would start."""
+def warm_model(preset: str, overrides: list[str], epochs: int, seed: int):
+    """The model a ready run of ``preset`` measures α on: ``epochs`` epochs of the run's own :func:`fit`.
 
+    The run's whole config (optimiser, LR schedule over all of its epochs, batch size, seed) drives
+    :func:`fit`, stopped after ``epochs`` (``until_epoch``), where a ready run with ``start_epoch`` =
+    ``epochs`` calls ``alpha=auto``'s measurement. A shorter run would decay a cosine schedule over ``epochs``
+    instead of the whole run and measure α on another model.
 
-def _warm_model(preset: str, overrides: list[str], epochs: int, seed: int):
-    """The model a ready run of ``preset`` measures α on: trained by :func:`fit` with the run's own config.
-
-    The run's whole config (its optimiser, LR schedule over all of its epochs, batch size, seed) drives
-    :func:`fit`, and a regularizer hook stops it at the first step of epoch ``epochs`` — the step where a ready
-    run's objective calls ``alpha=auto``'s measurement. A shorter ``fit`` would decay a cosine schedule over
-    ``epochs`` instead of the whole run and measure α on another model.
+    Returns:
+        ``(model, split, train config)``.
     """
     cfg, _ = load_config(preset, [*overrides, f"seed={seed}"])
     split = load_split(cfg.data)
     seed_everything(cfg.seed)  # initialisation under the run's seed, as `r2u train` builds it
     model = build_model(cfg.model, split.spec)
-
-    def stop_when_readiness_starts(_model: torch.nn.Module, _step: int, epoch: int):
-        if epoch >= epochs:
-            raise _ReadinessStarts
-        return None, {}
-
-    # Same order as in a ready run: the step's task forward runs, then the hook where α would be measured.
-    with contextlib.suppress(_ReadinessStarts):
-        fit(model, split.train, None, cfg, show_progress=False, regularizer=stop_when_readiness_starts,
-            task=ClassificationTask(split.spec.num_classes))  # fmt: skip
+    fit(model, split.train, None, cfg, show_progress=False, task=ClassificationTask(split.spec.num_classes),
+        until_epoch=epochs)  # fmt: skip
     return model, split, cfg
 
 
@@ -83,7 +73,7 @@ def _ready(kind: str, **extra: Any) -> ReadyConfig:
 
 def measure(name: str, seed: int) -> dict[str, Any]:
     preset, overrides, warm, epochs = MODELS[name]
-    model, split, cfg = _warm_model(preset, overrides, warm, seed)
+    model, split, cfg = warm_model(preset, overrides, warm, seed)
     classes = split.spec.num_classes
     out: dict[str, Any] = {"model": name, "seed": seed, "trained_epochs": warm, "calibration": {}, "probe": {}}
     for kind in KINDS:

@@ -36,7 +36,7 @@ def test_warm_model_is_the_ready_runs_model_when_alpha_is_measured():
     tiny = ["model.hidden=[16]", "epochs=4"]
     for schedule, same in (("constant", True), ("cosine", False)):
         overrides = [*tiny, f"optim.schedule={schedule}"]
-        warm, split, cfg = module._warm_model("digits-mlp", overrides, 1, seed=3)
+        warm, split, cfg = module.warm_model("digits-mlp", overrides, 1, seed=3)
         assert cfg.epochs == 4 and cfg.seed == 3
         seed_everything(3)
         one_epoch = build_model(cfg.model, split.spec)

@@ -50,6 +50,24 @@ def test_fit_is_deterministic_given_seed_and_differs_across_seeds():
     assert not torch.equal(weights[0], weights[2])
 
 
+def test_until_epoch_stops_early_on_the_whole_runs_schedule():
+    """``until_epoch`` = the first epochs of the full run: under a cosine schedule not the same as a shorter run."""
+    data = make_blobs()
+    cosine = {"optim": {"lr": 0.01, "schedule": "cosine"}, "epochs": 4}
+    part, short = _mlp(), _mlp()
+    result = fit(part, data, None, _cfg(**cosine), show_progress=False, until_epoch=1)
+    assert [h["epoch"] for h in result.history] == [1]
+    fit(short, data, None, _cfg(**{**cosine, "epochs": 1}), show_progress=False)
+    assert not torch.equal(part[-1].weight, short[-1].weight)  # the 1-epoch run decays its LR 4x faster
+    constant = _mlp()
+    fit(constant, data, None, _cfg(), show_progress=False, until_epoch=1)
+    one = _mlp()
+    fit(one, data, None, _cfg(epochs=1), show_progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(constant.parameters(), one.parameters(), strict=True))
+    with pytest.raises(ValueError, match="until_epoch"):
+        fit(_mlp(), data, None, _cfg(), show_progress=False, until_epoch=4)
+
+
 def test_fit_works_on_any_user_module():
     class Custom(nn.Module):
         def __init__(self):

@@ -131,6 +131,7 @@ def fit(
     regularizer: Regularizer | None = None,
     sample_weight: torch.Tensor | None = None,
     task: Task | None = None,
+    until_epoch: int | None = None,
 ) -> FitResult:
     """Trains ``model`` in place on ``train`` with the task loss (cross-entropy for a classifier).
 
@@ -156,6 +157,9 @@ def fit(
             :class:`~ready2unlearn.task.CausalLMTask` trains a language model on its label tokens
             (then the metrics' "accuracy" is next-token accuracy). Only parameters with ``requires_grad``
             are optimised, so a LoRA-wrapped model trains its adapters alone.
+        until_epoch: Stop when this many epochs are done, with the LR schedule still spanning
+            ``cfg.epochs``: the model as the whole run has it at that point (e.g. where a ready run with
+            ``start_epoch`` = ``until_epoch`` measures ``alpha=auto``). ``None`` = train all epochs.
 
     Returns:
         A :class:`FitResult`; ``metrics`` holds ``train_accuracy``, ``train_loss`` and, with ``test``,
@@ -166,7 +170,10 @@ def fit(
             the weights of the last finite step; no state is saved for the epoch that diverged.
         ConfigError: If the state to resume from was saved with another config.
         DataError: If the state to resume from is corrupt.
+        ValueError: If ``until_epoch`` is outside ``[0, cfg.epochs]`` or ``sample_weight`` does not fit.
     """
+    if until_epoch is not None and not 0 <= until_epoch <= cfg.epochs:
+        raise ValueError(f"until_epoch must be between 0 and epochs ({cfg.epochs}), got {until_epoch}")
     gen = seed_everything(cfg.seed)
     accel = _accelerator() if cfg.accelerate else None
     if accel is not None:
@@ -201,8 +208,9 @@ def fit(
     step = start_epoch * steps_per_epoch
     t0 = time.perf_counter()
     with progress_bar(show_progress) as bar:
-        bar_id = bar.add_task("train", total=cfg.epochs * steps_per_epoch, completed=start_epoch * steps_per_epoch)
-        for epoch in range(start_epoch, cfg.epochs):
+        last = cfg.epochs if until_epoch is None else until_epoch
+        bar_id = bar.add_task("train", total=last * steps_per_epoch, completed=start_epoch * steps_per_epoch)
+        for epoch in range(start_epoch, last):
             model.train()
             total_loss, seen = 0.0, 0
             for batch_no, idx in enumerate(train_dev.batch_positions(cfg.batch_size, shuffle=True, generator=gen)):
