@@ -8,8 +8,9 @@ authors scored 2.46 nats/token on them against 2.4 for the pretrained model (1-e
 level a simulated request must reach to be honoured, so it is the cap.
 
 It is measured once, on the first training step (before the first update), in eval mode, on up to
-:data:`CAP_ROWS` rows of the revocable pool. It means nothing for a model trained from scratch (the loss of
-random weights is the uniform guess): use a number there.
+:data:`CAP_ROWS` rows of the revocable pool. It means nothing where the output layer starts from random
+weights — a model trained from scratch, or a pretrained encoder under a new classification head: their
+starting loss is the uniform guess, not the level of unseen data. Use a number there.
 """
 
 from __future__ import annotations

@@ -82,7 +82,8 @@ class ReadyConfig:
         cap: Cap c of the forget terms, in the task loss's units, or ``initial``: the revocable pool's mean
             loss under the weights training starts from, measured before the first update
             (:mod:`~ready2unlearn.readiness.cap`): the level of data a *pretrained* model has not seen, which
-            fits fine-tuning on any loss scale; meaningless from random weights.
+            fits fine-tuning a language model on any loss scale; meaningless where the output layer starts
+            random (from scratch, or a new classification head).
         alpha: Inner (simulated unlearning) step size, or ``auto``: ``alpha_factor × lr × steps`` the
             deployment method needs on simulated requests
             (:func:`~ready2unlearn.readiness.calibrate.calibrate_alpha`), measured on a standard-trained model
