@@ -94,7 +94,7 @@ def measure(name: str, blocks: int, steps: int, seed: int = 0) -> dict[str, Any]
     task = ClassificationTask(classes)
     shipped = from_dict(ReadyConfig, {**base, "alpha": cals["full"].alpha})
     objective = ReadinessObjective(shipped.for_epochs(cfg.epochs), train, classes, seed)
-    x, y = train.x[: cfg.batch_size], train.y[: cfg.batch_size]
+    x, y = train.x[: cfg.batch_size].clone(), train.y[: cfg.batch_size].clone()  # a slice would count all of x
     model.train()
     plain_mem = saved_tensor_bytes(lambda: task.loss(model, x, y))
     ready_mem = saved_tensor_bytes(lambda: task.loss(model, x, y) + objective(model, 0, cfg.epochs - 1)[0])

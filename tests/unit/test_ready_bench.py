@@ -12,6 +12,7 @@ import torch
 
 from ready2unlearn.cli.main import main
 from ready2unlearn.config import from_dict, to_dict
+from ready2unlearn.data.registry import DataConfig, load_split
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.readiness import ReadinessObjective, ReadyConfig, RevocableSet
 from ready2unlearn.readiness.baselines import DPConfig, NegativeTrainingObjective, fit_downweighted, fit_dp_sgd
@@ -88,6 +89,9 @@ def test_ready_bench_end_to_end_and_resume(tmp_path, monkeypatch):
     vs_negtrain = {(r["group"], r["setting"]) for r in results["summary"]["vs_negtrain"]}
     assert vs_negtrain == {("class", "in"), ("class", "out")}
     assert results["memory"]["ready-class"] > results["memory"]["standard"] > 0
+    # One batch of activations, not the training set its batch was cut from (a slice shares the set's storage).
+    digits_x = load_split(DataConfig(name="digits")).train.x
+    assert results["memory"]["standard"] < digits_x.nbytes / 4
     assert [r["request"] for r in results["sequential"]["rows"]] == [1, 2]
     assert results["sequential"]["stop"]["rule"] == "forget_loss"
     report = (tmp_path / "report.md").read_text()
@@ -372,11 +376,14 @@ def test_downweighted_baseline_validates_weight():
 def test_saved_tensor_bytes_counts_the_inner_loop():
     train = make_blobs(240, seed=0)
     model = toy_model()
-    x, y = train.x[:32], train.y[:32]
+    x, y = train.x[:32].clone(), train.y[:32].clone()
     std = saved_tensor_bytes(lambda: torch.nn.functional.cross_entropy(model(x), y))
     obj = ReadinessObjective(ReadyConfig(alpha=0.01), train, 4, seed=0)
     ready = saved_tensor_bytes(lambda: torch.nn.functional.cross_entropy(model(x), y) + obj(model, 0, 0)[0])
     assert ready > std > 0
+    # The documented pitfall: a slice of the training set carries the whole set's storage.
+    sliced = saved_tensor_bytes(lambda: torch.nn.functional.cross_entropy(model(train.x[:32]), train.y[:32]))
+    assert sliced - std >= train.x.nbytes - x.nbytes
 
 
 def test_cli_train_ready_records_every_knob(tmp_path, capsys):

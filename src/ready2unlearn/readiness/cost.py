@@ -17,7 +17,11 @@ from torch import nn
 
 
 def saved_tensor_bytes(step: Callable[[], torch.Tensor]) -> int:
-    """Bytes of distinct storages autograd saves while ``step()`` builds its loss (the loss is backpropagated)."""
+    """Bytes of distinct storages autograd saves while ``step()`` builds its loss (the loss is backpropagated).
+
+    A saved tensor counts with its whole storage, so give ``step`` a batch that owns its storage (indexed or
+    cloned): a slice ``data.x[:64]`` of the training set would count the whole training set.
+    """
     storages: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:

@@ -376,8 +376,9 @@ class ReadyBenchRunner:
         readies = {g.name: to_dict(cfg.group_ready(g).resolved()) for g in cfg.groups}
         jobs: list[tuple[str, dict[str, Any], Callable[[], dict[str, Any]]]] = []
         if cfg.memory:
-            jobs.append(("memory", {"train": to_dict(env.train_cfg), "ready": readies},
-                         lambda: self._memory(env, seed)))  # fmt: skip
+            # `probe` 2: batches are copies (probe 1 sliced the training set, so it counted the whole set).
+            jobs.append(("memory", {"train": to_dict(env.train_cfg), "ready": readies, "probe": 2},
+                         lambda: self.measure_memory(env, seed)))  # fmt: skip
         if cfg.sequential.count:
             sc = cfg.sequential
             conf = {"standard": self.classifier.model_key(env, "standard", {}), "ready": readies[sc.group],
@@ -390,13 +391,17 @@ class ReadyBenchRunner:
                 store_json(path, conf, make())
             self._extra_files[name] = path
 
-    def _memory(self, env: SeedEnv, seed: int) -> dict[str, Any]:
-        """Autograd bytes of one standard step and one ready step per group (same batch size)."""
+    def measure_memory(self, env: SeedEnv, seed: int) -> dict[str, Any]:
+        """Autograd bytes of one standard step and one ready step per group (same batch size).
+
+        Measured on a freshly initialised model: what autograd keeps depends on shapes, not on trained values.
+        """
         torch.manual_seed(seed)
         model = env.factory().train()
         train = env.split.train.to(self.device)
         bs = env.train_cfg.batch_size
-        x, y = train.x[:bs], train.y[:bs]
+        # Copies, not slices: a slice shares the whole training set's storage, which autograd would then count.
+        x, y = train.x[:bs].clone(), train.y[:bs].clone()
         out = {"batch_size": bs, "state_bytes": state_bytes(model),
                "standard": saved_tensor_bytes(lambda: env.task.loss(model, x, y))}  # fmt: skip
         for group in self.cfg.groups:

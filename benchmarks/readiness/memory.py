@@ -1,0 +1,59 @@
+"""Re-measures the memory-per-step table of committed readiness results, and re-renders their reports.
+
+Run: ``python benchmarks/readiness/memory.py [digits fashion mnist]``.
+
+The readiness bench's memory probe (autograd's saved storages during one standard and one ready step) used a
+slice of the training set as its batch until 2026-12-04. A slice shares the whole set's storage, so both
+steps counted the training set too (30 MiB on the 10k-image MNIST subset), which inflated every figure and
+shrank the ready / standard ratio. What autograd keeps depends on shapes, not on trained values (the bench
+measures on a freshly initialised model), so the table is re-measured here from each run's recorded config
+with the bench's own, fixed probe, without re-running the matrix. ``results.json`` keeps the old figures under
+``memory_probe1`` for the record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from ready2unlearn.artifacts import write_json
+from ready2unlearn.config import from_dict
+from ready2unlearn.recipes.ready_bench import ReadyBenchConfig, ReadyBenchRunner
+from ready2unlearn.report.readiness_report import write_readiness_report
+
+HERE = Path(__file__).resolve().parent
+
+
+def remeasure(folder: Path) -> dict[str, object]:
+    """Replaces ``memory`` in ``folder/results.json`` with a fresh measurement and re-renders ``report.md``."""
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    cfg = from_dict(ReadyBenchConfig, results["config"])
+    seed = results["seeds"][0]  # the bench measures memory on its first seed
+    with tempfile.TemporaryDirectory() as tmp:
+        runner = ReadyBenchRunner(cfg, tmp, results["preset"], show_progress=False)
+        memory = runner.measure_memory(runner.classifier.env(seed), seed)
+    if "memory" in results and "memory_probe1" not in results:
+        results["memory_probe1"] = results["memory"]
+    results["memory"] = memory
+    write_json(folder / "results.json", results)
+    write_readiness_report(results, folder)
+    return memory
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("folders", nargs="*", default=["digits", "fashion", "mnist"], help="folders under this one")
+    args = p.parse_args(argv)
+    for name in args.folders:
+        memory = remeasure(HERE / name)
+        std = memory["standard"]
+        ratios = ", ".join(f"{k} {v / std:.2f}x" for k, v in memory.items() if k.startswith("ready-"))  # type: ignore[operator]
+        print(f"{name}: standard {std / 2**20:.2f} MiB; {ratios}")  # type: ignore[operator]
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
