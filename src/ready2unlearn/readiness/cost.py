@@ -19,20 +19,28 @@ from torch import nn
 def saved_tensor_bytes(step: Callable[[], torch.Tensor]) -> int:
     """Bytes of distinct storages autograd saves while ``step()`` builds its loss (the loss is backpropagated).
 
+    Every storage saved during the step counts once, including those of a graph freed before the step ends
+    (the readiness inner step's): an upper bound on the peak. Storages are told apart by address, so each is
+    kept alive until the count is done; otherwise a freed one's address could be reused and two merge.
+
     A saved tensor counts with its whole storage, so give ``step`` a batch that owns its storage (indexed or
     cloned): a slice ``data.x[:64]`` of the training set would count the whole training set.
     """
     storages: dict[int, int] = {}
+    alive: list[torch.Tensor] = []
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         s = t.untyped_storage()
         storages[s.data_ptr()] = max(storages.get(s.data_ptr(), 0), s.nbytes())
+        alive.append(t)
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         loss = step()
     loss.backward()
-    return sum(storages.values())
+    total = sum(storages.values())
+    alive.clear()
+    return total
 
 
 def state_bytes(model: nn.Module) -> int:
