@@ -246,7 +246,7 @@ def test_cap_initial_on_a_lora_model_is_the_base_models_loss_and_drives_the_term
                       method={"name": "ga"})  # fmt: skip
     obj = ReadinessObjective(cfg, data, 0, seed=0, task=task)
     loss, parts = obj(model, 0, 0)
-    assert obj.initial_cap == {"cap": pytest.approx(expected, rel=1e-5), "rows": len(QA)}
+    assert obj.cap.measurements == [{"epoch": 0, "cap": pytest.approx(expected, rel=1e-5), "rows": len(QA)}]
     assert loss is not None and parts["cap_saturated"] == float(parts["forget_after"] >= expected)
 
 

@@ -32,7 +32,7 @@ from ready2unlearn.config import check, to_dict
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.engine.fit import FitResult, FitSettings, final_metrics, fit
 from ready2unlearn.optim import build_optimizer, build_scheduler
-from ready2unlearn.readiness.cap import initial_cap
+from ready2unlearn.readiness.cap import CapResolver
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.sampler import RequestSampler
 from ready2unlearn.runtime import seed_everything
@@ -189,26 +189,33 @@ class NegativeTrainingObjective:
         num_classes: Number of labels.
         seed: Seeds the request draws (reseeded with ``(seed, epoch)`` every epoch, as readiness does).
         task: How the model is scored; default a :class:`ClassificationTask`.
+        heldout: Rows the model does not train on; needed by ``ready.cap=heldout``.
     """
 
     def __init__(
-        self, cfg: ReadyConfig, train: ArrayDataset, num_classes: int, seed: int = 0, task: Task | None = None
+        self,
+        cfg: ReadyConfig,
+        train: ArrayDataset,
+        num_classes: int,
+        seed: int = 0,
+        task: Task | None = None,
+        heldout: ArrayDataset | None = None,
     ):
         self.cfg = cfg = cfg.resolved()
         self.seed = seed
         self.task = task or ClassificationTask(num_classes)
         self.sampler = RequestSampler(train, cfg, num_classes, seed)
-        self.initial_cap: dict[str, float | int] | None = None
+        # Measured as readiness measures it (same rows, same schedule), so both push to the same level.
+        self.cap = CapResolver(cfg.cap, train, self.sampler.revocable.pool, self.task, heldout, seed)  # type: ignore[arg-type]
         self._epoch = -1
         self.calls = 0
         self._sums: dict[str, float] = {}
 
     def __call__(self, model: nn.Module, step: int, epoch: int) -> tuple[torch.Tensor | None, dict[str, float]]:
         """``(−λ·meta_every·λ1·min(CE(θ; F), c), parts)`` on due steps, ``(None, {})`` otherwise."""
-        if self.cfg.cap == "initial":  # measured as readiness measures it, so both push to the same level
-            self.initial_cap = initial_cap(model, self.sampler.train, self.sampler.revocable.pool, self.task,
-                                           step=step, seed=self.seed)  # fmt: skip
-            self.cfg = dataclasses.replace(self.cfg, cap=self.initial_cap["cap"])
+        cap = self.cap.update(model, step, epoch)
+        if cap is not None and cap != self.cfg.cap:
+            self.cfg = dataclasses.replace(self.cfg, cap=cap)
         cfg = self.cfg
         if epoch < cfg.start_epoch or step % cfg.meta_every != 0 or cfg.lam == 0:  # type: ignore[operator]
             return None, {}
@@ -227,13 +234,14 @@ class NegativeTrainingObjective:
 
     def state_dict(self) -> dict[str, Any]:
         """What a resumed training run needs to continue this term (JSON data)."""
-        return {"initial_cap": self.initial_cap, "calls": self.calls, "sums": dict(self._sums), "epoch": self._epoch}
+        return {"cap": self.cap.state_dict(), "calls": self.calls, "sums": dict(self._sums), "epoch": self._epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restores :meth:`state_dict`: the measured cap (not measured again) and the running means."""
-        if state.get("initial_cap"):
-            self.initial_cap = dict(state["initial_cap"])
-            self.cfg = dataclasses.replace(self.cfg, cap=self.initial_cap["cap"])
+        if state.get("cap"):
+            self.cap.load_state_dict(state["cap"])
+            if self.cap.value is not None:
+                self.cfg = dataclasses.replace(self.cfg, cap=self.cap.value)
         self.calls = int(state.get("calls", 0))
         self._epoch = int(state.get("epoch", -1))
         self._sums = {k: float(v) for k, v in (state.get("sums") or {}).items()}
@@ -243,6 +251,6 @@ class NegativeTrainingObjective:
         means = {k: v / self.calls for k, v in self._sums.items()} if self.calls else {}
         out = {"revocable": self.sampler.revocable.describe(train), "meta_steps": self.calls, "mean_parts": means,
                "cap_saturation": means.get("cap_saturated", 0.0), "resolved": to_dict(self.cfg)}  # fmt: skip
-        if self.initial_cap is not None:
-            out["initial_cap"] = self.initial_cap
+        if self.cap.summary() is not None:
+            out["cap"] = self.cap.summary()
         return out

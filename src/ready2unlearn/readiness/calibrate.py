@@ -133,7 +133,7 @@ def calibrate_alpha(
 
     Raises:
         ConfigError: On a non-positive ``requests``, ``budget`` or ``factor``, or, for random and group
-            requests, a ``cap`` not yet measured (``initial``).
+            requests, a ``cap`` not yet measured (``initial``, ``heldout``).
     """
     cfg = cfg.resolved()
     factor = cfg.alpha_factor if factor is None else factor
@@ -144,8 +144,9 @@ def calibrate_alpha(
     t0 = clock()
     sampler = RequestSampler(train, cfg, num_classes, seed)
     if cfg.kind != "class" and not isinstance(cfg.cap, (int, float)):
-        raise ConfigError(f"measuring alpha for {cfg.kind} requests stops at ready.cap, which is {cfg.cap!r} here: "
-                          "cap=initial is known only once a training run has measured it; give a number")  # fmt: skip
+        raise ConfigError(f"measuring alpha for {cfg.kind} requests stops at ready.cap, which is {cfg.cap!r} "
+                          "here: initial / heldout are known only once a training run has measured them; give a "
+                          "number")  # fmt: skip
     rule, target = ("forget_acc", tolerance) if cfg.kind == "class" else ("forget_loss", cfg.cap)
     stop = StopConfig(rule=rule, target=target, max_steps=budget, **STOPS[cfg.calibration])  # type: ignore[arg-type]
     steps: list[int] = []

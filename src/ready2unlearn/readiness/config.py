@@ -10,6 +10,7 @@ from typing import Literal
 from ready2unlearn.config import OMIT_UNSET, check
 from ready2unlearn.data.request import DeletionRequest
 from ready2unlearn.engine.method import METHODS, MethodConfig, method_config
+from ready2unlearn.readiness.cap import MEASURED_CAPS
 
 #: Unlearning methods readiness can prepare for: the gradient-ascent family, whose loss is differentiable
 #: in the parameters and needs nothing but the current model (NPO/KL references are the model itself).
@@ -79,11 +80,12 @@ class ReadyConfig:
             ``min(CE(θ'_k; F), cap) − CE(θ; F)`` the unlearning steps bring, which gives no reward for
             simply fitting F badly at θ. Past the cap only the ``− CE(θ; F)`` part still passes a gradient:
             it keeps F fitted at θ while the simulated request is already honoured.
-        cap: Cap c of the forget terms, in the task loss's units, or ``initial``: the revocable pool's mean
-            loss under the weights training starts from, measured before the first update
-            (:mod:`~ready2unlearn.readiness.cap`): the level of data a *pretrained* model has not seen, which
-            fits fine-tuning a language model on any loss scale; meaningless where the output layer starts
-            random (from scratch, or a new classification head).
+        cap: Cap c of the forget terms, in the task loss's units, or measured on the model
+            (:mod:`~ready2unlearn.readiness.cap`): ``heldout``, its mean loss on held-out rows (passed to the
+            objective), again every epoch — the level of rows it never saw, where the retrained model's loss on
+            a request sits; ``initial``, the revocable pool's loss under the starting weights, before the first
+            update — the level of unseen data for a *pretrained* model, with no extra rows (meaningless where
+            the output layer starts random: from scratch, or a new classification head).
         alpha: Inner (simulated unlearning) step size, or ``auto``: ``alpha_factor × lr × steps`` the
             deployment method needs on simulated requests
             (:func:`~ready2unlearn.readiness.calibrate.calibrate_alpha`), measured on a standard-trained model
@@ -131,7 +133,7 @@ class ReadyConfig:
     retention: float = 1.0
     resistance: float = 0.0
     forget_term: Literal["level", "gain"] | None = None
-    cap: float | Literal["initial"] | None = None
+    cap: float | Literal["initial", "heldout"] | None = None
     alpha: float | Literal["auto"] | None = None
     inner_steps: int = 1
     first_order: bool | None = None
@@ -163,7 +165,9 @@ class ReadyConfig:
         check(self.efficiency + self.retention + self.resistance > 0,
               "ready.efficiency, ready.retention and ready.resistance are all 0: L_ready would be empty")  # fmt: skip
         if isinstance(self.cap, str):
-            check(self.cap == "initial", f"ready.cap must be a positive number or initial, got {self.cap!r}")
+            check(
+                self.cap in MEASURED_CAPS, f"ready.cap must be a positive number, initial or heldout, got {self.cap!r}"
+            )
         else:
             check(self.cap is None or self.cap > 0, f"ready.cap must be positive, got {self.cap}")
         check(self.inner_optimizer in ("sgd", "method"), "ready.inner_optimizer must be sgd or method")

@@ -29,7 +29,7 @@ from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.engine.method import Batch, UnlearningMethod, build_method
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.readiness.calibrate import Calibration, calibrate_alpha
-from ready2unlearn.readiness.cap import initial_cap
+from ready2unlearn.readiness.cap import CapResolver
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.dual import DualLambda
 from ready2unlearn.readiness.inner import (
@@ -85,7 +85,9 @@ def readiness_loss(
             return task.loss(model, x, y, {**buffers, **params})
 
     if not isinstance(cfg.cap, (int, float)):
-        raise ConfigError("readiness_loss needs a numeric ready.cap (cap=initial is measured by ReadinessObjective)")
+        raise ConfigError(
+            "readiness_loss needs a numeric ready.cap (initial / heldout are measured by ReadinessObjective)"
+        )
     cap = cfg.cap
     fx, fy = batch.forget_x, batch.forget_y
     assert fx is not None and fy is not None and batch.retain_x is not None and batch.retain_y is not None
@@ -161,10 +163,20 @@ class ReadinessObjective:
         seed: Seeds the request draws (reseeded with ``(seed, epoch)`` at every epoch).
         task: How the model is scored; default a :class:`ClassificationTask` over ``num_classes``. Pass a
             :class:`~ready2unlearn.task.CausalLMTask` for a language model.
+        heldout: Rows the model does not train on (a validation split); needed by ``ready.cap=heldout``.
+
+    Raises:
+        ConfigError: For ``alpha=auto`` without a warm-up, or ``cap=heldout`` without ``heldout``.
     """
 
     def __init__(
-        self, cfg: ReadyConfig, train: ArrayDataset, num_classes: int, seed: int = 0, task: Task | None = None
+        self,
+        cfg: ReadyConfig,
+        train: ArrayDataset,
+        num_classes: int,
+        seed: int = 0,
+        task: Task | None = None,
+        heldout: ArrayDataset | None = None,
     ):
         self.cfg = cfg = cfg.resolved()
         if cfg.alpha == "auto" and cfg.start_epoch < 1:
@@ -178,18 +190,14 @@ class ReadinessObjective:
         self.sampler = RequestSampler(train, cfg, num_classes, seed)
         self.dual = DualLambda(cfg.lam, lr=cfg.dual_lr, lam_max=cfg.lam_max) if cfg.dual else None  # type: ignore[arg-type]
         self.calibration: Calibration | None = None
-        #: ``cap=initial``'s measurement (``{"cap", "rows"}``), once made.
-        self.initial_cap: dict[str, float | int] | None = None
+        self.cap = CapResolver(cfg.cap, train, self.sampler.revocable.pool, self.method.task, heldout, seed)  # type: ignore[arg-type]
         self._epoch = -1
         self.calls = 0
         self._sums: dict[str, float] = {}
 
     def __call__(self, model: nn.Module, step: int, epoch: int) -> tuple[torch.Tensor | None, dict[str, float]]:
         """``(λ · L_ready, parts)`` for this step, or ``(None, {})`` when readiness is off for it."""
-        if self.cfg.cap == "initial":  # before any update, whatever start_epoch says
-            self.initial_cap = initial_cap(model, self.train, self.sampler.revocable.pool, self.method.task,
-                                           step=step, seed=self.seed)  # fmt: skip
-            self.cfg = dataclasses.replace(self.cfg, cap=self.initial_cap["cap"])
+        self._resolve_cap(model, step, epoch)  # every step: `initial` is measured before any update
         cfg = self.cfg
         if epoch < cfg.start_epoch or step % cfg.meta_every != 0 or (cfg.lam == 0 and self.dual is None):  # type: ignore[operator]
             return None, {}
@@ -217,6 +225,11 @@ class ReadinessObjective:
         # meta_every=4 without this).
         return self.cfg.meta_every * scaled, parts
 
+    def _resolve_cap(self, model: nn.Module, step: int, epoch: int) -> None:
+        cap = self.cap.update(model, step, epoch)
+        if cap is not None and cap != self.cfg.cap:
+            self.cfg = dataclasses.replace(self.cfg, cap=cap)
+
     def _calibrate(self, model: nn.Module) -> None:
         """Resolves ``alpha=auto`` on the model as it is when readiness starts (once)."""
         self.calibration = calibrate_alpha(model, self.train, self.cfg, self.num_classes, seed=self.seed,
@@ -228,7 +241,7 @@ class ReadinessObjective:
         return {
             "alpha": self.cfg.alpha, "calibration": self.calibration.to_dict() if self.calibration else None,
             "dual": self.dual.state_dict() if self.dual else None, "calls": self.calls, "sums": dict(self._sums),
-            "epoch": self._epoch, "initial_cap": self.initial_cap,
+            "epoch": self._epoch, "cap": self.cap.state_dict(),
         }  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -236,9 +249,10 @@ class ReadinessObjective:
         if state.get("calibration"):
             self.calibration = Calibration(**state["calibration"])
             self.cfg = dataclasses.replace(self.cfg, alpha=state["alpha"])
-        if state.get("initial_cap"):
-            self.initial_cap = dict(state["initial_cap"])
-            self.cfg = dataclasses.replace(self.cfg, cap=self.initial_cap["cap"])
+        if state.get("cap"):
+            self.cap.load_state_dict(state["cap"])
+            if self.cap.value is not None:
+                self.cfg = dataclasses.replace(self.cfg, cap=self.cap.value)
         if self.dual is not None and state.get("dual"):
             self.dual.load_state_dict(state["dual"])
         self.calls = int(state.get("calls", 0))
@@ -268,8 +282,8 @@ class ReadinessObjective:
             out["dual"] = self.dual.summary()
         if self.calibration is not None:
             out["calibration"] = self.calibration.to_dict()
-        if self.initial_cap is not None:
-            out["initial_cap"] = self.initial_cap
+        if self.cap.summary() is not None:
+            out["cap"] = self.cap.summary()
         warning = self._warning(saturation)
         if warning:
             out["warning"] = warning
