@@ -273,6 +273,29 @@ def test_tofu_bench_runs_end_to_end_and_resumes(tmp_path):
 
 
 @pytest.mark.skipif(not kit_available("tofu"), reason="needs ../shared/data/tofu")
+def test_tofu_heldout_authors_are_seen_by_no_model_and_no_evaluation(tmp_path):
+    from ready2unlearn.data.files import data_root
+    from ready2unlearn.data.tofu import load_tofu
+    from ready2unlearn.recipes.lm_bench import LMBenchRunner, load_lm_bench_config
+
+    base = ["tofu.retain_authors=2", "tofu.tokenizer=train:400", "tofu.eval_rows=4", "tofu.max_len=64"]
+    with pytest.raises(ConfigError, match=r"set tofu\.heldout_authors"):
+        load_lm_bench_config("tofu-forget01", [*base, "ready.cap=heldout"])
+    cfg, _ = load_lm_bench_config("tofu-forget01", [*base, "ready.cap=heldout", "tofu.heldout_authors=3"])
+    data = LMBenchRunner(cfg, tmp_path, show_progress=False).load_data()
+    assert data.heldout is not None and len(data.heldout) == 60 and data.info["heldout_rows"] == 60
+    held = set(data.heldout.ids.tolist())
+    assert held == set(range(195 * 20, 198 * 20))  # the last 3 of forget01's 198 retain authors
+    assert not held & set(data.train.ids.tolist()) and not held & set(data.holdout.ids.tolist())
+    full, _, _ = load_tofu(data_root(None), verify=False)
+    asked = {r["question"] for rows in data.eval_sets.values() for r in rows}
+    assert not {full.rows[i]["question"] for i in held} & asked  # no utility or forget question about them
+    with pytest.raises(ConfigError, match="would overlap"):
+        bad, _ = load_lm_bench_config("tofu-forget01", [*base, "tofu.heldout_authors=190"])
+        LMBenchRunner(bad, tmp_path / "bad", show_progress=False).load_data()
+
+
+@pytest.mark.skipif(not kit_available("tofu"), reason="needs ../shared/data/tofu")
 def test_tofu_bench_trains_the_language_baselines_and_unlearns_them_alike(tmp_path):
     """NEFTune, down-weighting and DP-SGD: trained beside standard/ready, unlearned with the same methods."""
     pytest.importorskip("opacus")

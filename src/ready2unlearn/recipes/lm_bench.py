@@ -85,6 +85,9 @@ class TofuSetup:
             knows no real authors or world facts, so for it those sets only pin the harmonic mean near 0.
         max_new_tokens: Greedy decoding length for ROUGE-L.
         eval_batch_size: Sequences per forward pass in evaluation.
+        heldout_authors: Retain authors no model trains on and no evaluation asks about, taken from the end
+            of the retain authors: their QA pairs are the held-out rows ``ready.cap=heldout`` measures the
+            level of unseen answers on (0 = none).
     """
 
     forget: str = "forget01"
@@ -97,6 +100,8 @@ class TofuSetup:
     utility_sets: list[str] = field(default_factory=lambda: ["retain", "real_authors", "world_facts"])
     max_new_tokens: int = 48
     eval_batch_size: int = 16
+    # Omitted from the config's dict while unset, so the cache keys of every run made before stay valid.
+    heldout_authors: int = field(default=0, metadata=OMIT_UNSET)
 
     def __post_init__(self) -> None:
         check(self.forget in FORGET_SPLITS, f"tofu.forget must be one of {', '.join(FORGET_SPLITS)}")
@@ -107,6 +112,7 @@ class TofuSetup:
             check(size.isdigit() and int(size) >= 300, f"tofu.tokenizer {self.tokenizer!r}: use train:N, N ≥ 300")
         check(self.max_len > 8 and self.max_new_tokens > 0 and self.eval_batch_size > 0, "tofu sizes must be > 0")
         check(self.eval_rows is None or self.eval_rows > 1, "tofu.eval_rows must be > 1 or null")
+        check(self.heldout_authors >= 0, f"tofu.heldout_authors must be ≥ 0, got {self.heldout_authors}")
         known = ("retain", "real_authors", "world_facts")
         check(bool(self.utility_sets) and set(self.utility_sets) <= set(known),
               f"tofu.utility_sets must be a non-empty subset of {', '.join(known)}")  # fmt: skip
@@ -169,6 +175,8 @@ class LMBenchConfig:
         check(self.train.ready is None, "lm bench: set readiness in the top-level `ready`, not train.ready")
         check(len(self.seeds) > 0 and len(self.methods) > 0, "lm bench: seeds and methods must not be empty")
         check(self.ready.kind != "class", "lm bench: class requests do not exist for QA data; use group or random")
+        check(self.ready.cap != "heldout" or self.tofu.heldout_authors > 0,
+              "lm bench: ready.cap=heldout measures on held-out authors: set tofu.heldout_authors")  # fmt: skip
 
 
 def load_lm_bench_config(preset: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[LMBenchConfig, str]:
@@ -189,6 +197,7 @@ class _Data:
     eval_sets: dict[str, list[dict[str, Any]]]
     spec: DataSpec
     info: dict[str, Any]
+    heldout: ArrayDataset | None = None  # `tofu.heldout_authors`' rows: seen by no model and no evaluation
 
 
 def _spaced(rows: list[dict[str, Any]], n: int | None) -> list[dict[str, Any]]:
@@ -248,7 +257,14 @@ class LMBenchRunner:
         forget_ids = splits[s.forget]
         n_retain_authors = (len(full) - len(forget_ids)) // QA_PER_AUTHOR
         keep = n_retain_authors if s.retain_authors is None else min(s.retain_authors, n_retain_authors)
+        # Held-out authors come from the end, away from the trained ones and from the first 20, whose questions
+        # are the retain utility set.
+        first_held = n_retain_authors - s.heldout_authors
+        check(s.heldout_authors == 0 or first_held >= max(keep, 20),
+              f"tofu.heldout_authors={s.heldout_authors} would overlap the {keep} trained retain authors or the 20 "
+              f"the utility questions ask about (there are {n_retain_authors} retain authors)")  # fmt: skip
         retain_ids = np.arange(keep * QA_PER_AUTHOR)
+        heldout_ids = np.arange(first_held * QA_PER_AUTHOR, n_retain_authors * QA_PER_AUTHOR)
         train_ids = np.concatenate([retain_ids, forget_ids])
         rows = full.subset(train_ids)
         holdout_rows = load_tofu_file(root, HOLDOUT[s.forget], self.cfg.train.data.verify)
@@ -263,14 +279,19 @@ class LMBenchRunner:
         train = qa_dataset(tok, rows.rows, rows.ids, rows.groups, s.template, s.max_len)
         hold_ids = np.arange(len(holdout_rows)) + 10_000  # ids outside full's, so no request can name them
         holdout = qa_dataset(tok, holdout_rows, hold_ids, {}, s.template, s.max_len)
+        heldout = None
+        if s.heldout_authors:
+            held = full.subset(heldout_ids)
+            heldout = qa_dataset(tok, held.rows, held.ids, held.groups, s.template, s.max_len)
         views = DeletionRequest.for_samples(forget_ids).resolve(train, holdout)
         spec = DataSpec("qa", (s.max_len,), 0, vocab_size=len(tok))
         truncated = int((train.y[:, -1] != -100).sum())
         info = {"train_rows": len(train), "retain_rows": len(views.retain), "forget_rows": len(views.forget),
                 "holdout_rows": len(holdout), "retain_authors": keep, "vocab_size": len(tok),
+                "heldout_rows": 0 if heldout is None else len(heldout),
                 "answers_truncated": truncated, "eval_rows": {k: len(v) for k, v in eval_sets.items()},
                 "fingerprints": {"train": train.fingerprint(), "holdout": holdout.fingerprint()}}  # fmt: skip
-        return _Data(tok, train, views.retain, views.forget, holdout, holdout_rows, eval_sets, spec, info)
+        return _Data(tok, train, views.retain, views.forget, holdout, holdout_rows, eval_sets, spec, info, heldout)
 
     # -- models -------------------------------------------------------------------------------------------
     def _model_dir(self, seed: int, name: str) -> Path:
@@ -306,7 +327,7 @@ class LMBenchRunner:
             result = baseline.pop("result")
         else:
             if name == "ready":
-                objective = ReadinessObjective(self.cfg.ready, train, 0, seed, task=self.task)
+                objective = ReadinessObjective(self.cfg.ready, train, 0, seed, task=self.task, heldout=data.heldout)
             result = fit(model, train, None, cfg, task=self.task, regularizer=objective,
                          show_progress=self.show_progress)  # fmt: skip
         info = {"name": name, "seed": seed, "seconds": result.seconds, "metrics": result.metrics,
