@@ -236,6 +236,30 @@ def test_ready_trainer_adds_the_readiness_term(tok, tmp_path):
     assert any(not torch.equal(p, start[n]) for n, p in model.named_parameters() if p.requires_grad)
 
 
+def test_ready_trainer_measures_a_heldout_cap_on_its_eval_dataset(tok, tmp_path):
+    from transformers import TrainingArguments
+
+    from ready2unlearn.integrations.hf_trainer import ReadyTrainer
+
+    data = qa(tok)
+    rows = [{"input_ids": x.tolist(), "labels": y.tolist(), "author": i // 2} for i, (x, y) in
+            enumerate(zip(data.x, data.y, strict=True))]  # fmt: skip
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, report_to=[],
+                             use_cpu=True, save_strategy="no", logging_strategy="no", learning_rate=1e-2)  # fmt: skip
+    ready = ReadyConfig(kind="group", group_column="author", forget_size=2, meta_every=1, cap="heldout",
+                        method={"name": "ga"})  # fmt: skip
+    with pytest.raises(ConfigError, match="heldout="):
+        ReadyTrainer(model=lm(tok, lora=True), args=args, train_dataset=rows[:6], processing_class=tok, ready=ready)
+    model = lm(tok, lora=True)
+    with torch.no_grad():  # the two rows left out of training, under the starting weights
+        expected = CausalLMTask().per_sample_loss(copy.deepcopy(model).eval(), data.x[6:], data.y[6:]).mean().item()
+    trainer = ReadyTrainer(model=model, args=args, train_dataset=rows[:6], eval_dataset=rows[6:],
+                           processing_class=tok, ready=ready)  # fmt: skip
+    trainer.train()
+    first = trainer.readiness_summary()["cap"]["measurements"][0]
+    assert first["rows"] == 2 and first["cap"] == pytest.approx(expected, rel=1e-4)
+
+
 def test_cap_initial_on_a_lora_model_is_the_base_models_loss_and_drives_the_term(tok):
     """LoRA starts as the base model (B = 0): ``cap=initial`` is the pretrained loss of the revocable rows."""
     data, task = qa(tok), CausalLMTask()

@@ -121,3 +121,10 @@ def test_an_unmeasured_cap_is_refused_where_a_number_is_needed():
         from_dict(ReadyConfig, {"cap": "auto"}, "ready.")
     with pytest.raises(ConfigError, match="initial or heldout"):
         ReadyConfig(cap="auto")  # type: ignore[arg-type]
+
+
+def test_r2u_train_refuses_a_heldout_cap_it_could_not_measure():
+    from ready2unlearn.recipes.train import TrainConfig
+
+    with pytest.raises(ConfigError, match="r2u train trains on the whole"):
+        from_dict(TrainConfig, {"epochs": 2, "ready": {"kind": "random", "cap": "heldout"}})

@@ -74,6 +74,8 @@ class ReadyTrainer(Trainer):
         ready_data: The rows requests are simulated from; default the ``train_dataset`` (tokenised rows
             with ``input_ids`` and ``labels``/``label``).
         ready_task: How the model is scored; inferred from the rows when not given.
+        ready_heldout: Rows the model does not train on, for ``ready.cap=heldout``; default the
+            ``eval_dataset`` (tokenised like ``train_dataset``).
         **kwargs: Passed to ``Trainer``.
     """
 
@@ -83,6 +85,7 @@ class ReadyTrainer(Trainer):
         ready: ReadyConfig,
         ready_data: ArrayDataset | None = None,
         ready_task: Task | None = None,
+        ready_heldout: ArrayDataset | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -91,10 +94,23 @@ class ReadyTrainer(Trainer):
             ready_data, inferred = array_dataset(list(self.train_dataset), pad, ready.group_column)  # type: ignore[arg-type]
             ready_task = ready_task or inferred
         task = ready_task or CausalLMTask()
+        if (
+            ready_heldout is None
+            and ready.cap == "heldout"
+            and self.eval_dataset is not None
+            and not isinstance(self.eval_dataset, Mapping)
+        ):  # one eval set (a dict of them is ambiguous)
+            pad = getattr(self.processing_class, "pad_token_id", None) or 0
+            ready_heldout, _ = array_dataset(list(self.eval_dataset), pad)  # type: ignore[arg-type]
         self.ready_data = ready_data
         device = self.args.device
         self.readiness = ReadinessObjective(
-            ready, ready_data.to(device), getattr(task, "num_classes", 0), self.args.seed, task=task
+            ready,
+            ready_data.to(device),
+            getattr(task, "num_classes", 0),
+            self.args.seed,
+            task=task,
+            heldout=None if ready_heldout is None else ready_heldout.to(device),
         )
         self.readiness_parts: dict[str, float] = {}
 

@@ -92,6 +92,10 @@ class TrainConfig:
             self.ready = self.ready.for_epochs(self.epochs)
         check(self.ready is None or self.ready.start_epoch < self.epochs,
               "ready.start_epoch must be smaller than epochs, or readiness would never run")  # fmt: skip
+        check(self.ready is None or self.ready.cap != "heldout",
+              "ready.cap=heldout is measured on rows the model does not train on, and r2u train trains on the whole "
+              "training split: give ready.cap a number, or from Python pass "
+              "ReadinessObjective(..., heldout=validation_rows) to fit()")  # fmt: skip
         check(self.epochs > 0, f"epochs must be positive, got {self.epochs}")
         check(self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}")
         check(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be positive or null")
