@@ -46,13 +46,14 @@ PROBES = {"shipped defaults": {}, "calibration=fast": {"calibration": "fast"},
           "calibration=fast, meta_every=4": {"calibration": "fast", "meta_every": 4}}  # fmt: skip
 
 
-def warm_model(preset: str, overrides: list[str], epochs: int, seed: int):
+def warm_model(preset: str, overrides: list[str], epochs: int | None, seed: int):
     """The model a ready run of ``preset`` measures α on: ``epochs`` epochs of the run's own :func:`fit`.
 
     The run's whole config (optimiser, LR schedule over all of its epochs, batch size, seed) drives
     :func:`fit`, stopped after ``epochs`` (``until_epoch``), where a ready run with ``start_epoch`` =
     ``epochs`` calls ``alpha=auto``'s measurement. A shorter run would decay a cosine schedule over ``epochs``
-    instead of the whole run and measure α on another model.
+    instead of the whole run and measure α on another model. ``None``: where ``alpha=auto`` starts readiness by
+    default (:meth:`ReadyConfig.for_epochs`: a quarter of the epochs).
 
     Returns:
         ``(model, split, train config)``.
@@ -61,8 +62,9 @@ def warm_model(preset: str, overrides: list[str], epochs: int, seed: int):
     split = load_split(cfg.data)
     seed_everything(cfg.seed)  # initialisation under the run's seed, as `r2u train` builds it
     model = build_model(cfg.model, split.spec)
+    until = ReadyConfig().for_epochs(cfg.epochs).start_epoch if epochs is None else epochs
     fit(model, split.train, None, cfg, show_progress=False, task=ClassificationTask(split.spec.num_classes),
-        until_epoch=epochs)  # fmt: skip
+        until_epoch=until)  # fmt: skip
     return model, split, cfg
 
 

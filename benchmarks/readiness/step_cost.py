@@ -35,7 +35,6 @@ from ready2unlearn.readiness import ReadinessObjective, ReadyConfig
 from ready2unlearn.readiness.calibrate import calibrate_alpha
 from ready2unlearn.readiness.cost import saved_tensor_bytes
 from ready2unlearn.readiness.timing import measure_training_cost
-from ready2unlearn.recipes.train import load_config
 from ready2unlearn.task import ClassificationTask
 
 HERE = Path(__file__).resolve().parent / "step_cost"
@@ -63,14 +62,13 @@ def _warm(name: str, seed: int):
     """``(model, train set, classes, train config)`` where readiness would start (after a quarter of the epochs)."""
     preset = MODELS[name][0]
     if preset != "tabular":
-        epochs = load_config(preset, [])[0].epochs
-        model, split, cfg = warm_model(preset, [], max(1, epochs // 4), seed)
+        model, split, cfg = warm_model(preset, [], None, seed)
         return model, split.train, split.spec.num_classes, cfg
     train, _ = tabular.tabular_data()
     cfg = tabular.train_cfg(seed)
     torch.manual_seed(seed)
     model = tabular.TabularNet()
-    fit(model, train, None, cfg, show_progress=False, until_epoch=max(1, cfg.epochs // 4))
+    fit(model, train, None, cfg, show_progress=False, until_epoch=ReadyConfig().for_epochs(cfg.epochs).start_epoch)
     return model, train, tabular.CLASSES, cfg
 
 

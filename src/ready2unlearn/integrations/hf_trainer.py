@@ -89,8 +89,8 @@ class ReadyTrainer(Trainer):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        pad = getattr(self.processing_class, "pad_token_id", None) or 0
         if ready_data is None:
-            pad = getattr(self.processing_class, "pad_token_id", None) or 0
             ready_data, inferred = array_dataset(list(self.train_dataset), pad, ready.group_column)  # type: ignore[arg-type]
             ready_task = ready_task or inferred
         task = ready_task or CausalLMTask()
@@ -100,7 +100,6 @@ class ReadyTrainer(Trainer):
             and self.eval_dataset is not None
             and not isinstance(self.eval_dataset, Mapping)
         ):  # one eval set (a dict of them is ambiguous)
-            pad = getattr(self.processing_class, "pad_token_id", None) or 0
             ready_heldout, _ = array_dataset(list(self.eval_dataset), pad)  # type: ignore[arg-type]
         self.ready_data = ready_data
         device = self.args.device

@@ -19,7 +19,6 @@ Each produces an ordinary ``nn.Module`` that the same unlearning methods then se
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import warnings
 from dataclasses import dataclass
@@ -213,9 +212,8 @@ class NegativeTrainingObjective:
 
     def __call__(self, model: nn.Module, step: int, epoch: int) -> tuple[torch.Tensor | None, dict[str, float]]:
         """``(−λ·meta_every·λ1·min(CE(θ; F), c), parts)`` on due steps, ``(None, {})`` otherwise."""
-        cap = self.cap.update(model, step, epoch)
-        if cap is not None and cap != self.cfg.cap:
-            self.cfg = dataclasses.replace(self.cfg, cap=cap)
+        self.cap.update(model, step, epoch)
+        self.cfg = self.cap.applied(self.cfg)
         cfg = self.cfg
         if epoch < cfg.start_epoch or step % cfg.meta_every != 0 or cfg.lam == 0:  # type: ignore[operator]
             return None, {}
@@ -240,8 +238,7 @@ class NegativeTrainingObjective:
         """Restores :meth:`state_dict`: the measured cap (not measured again) and the running means."""
         if state.get("cap"):
             self.cap.load_state_dict(state["cap"])
-            if self.cap.value is not None:
-                self.cfg = dataclasses.replace(self.cfg, cap=self.cap.value)
+            self.cfg = self.cap.applied(self.cfg)
         self.calls = int(state.get("calls", 0))
         self._epoch = int(state.get("epoch", -1))
         self._sums = {k: float(v) for k, v in (state.get("sums") or {}).items()}

@@ -24,7 +24,8 @@ Both are measured in eval mode on up to :data:`CAP_ROWS` rows.
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +34,9 @@ from torch import nn
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.task import Task
+
+if TYPE_CHECKING:  # config.py imports this module for MEASURED_CAPS
+    from ready2unlearn.readiness.config import ReadyConfig
 
 #: Rows a measured cap is averaged over (a seeded subset when there are more).
 CAP_ROWS = 256
@@ -94,6 +98,7 @@ class CapResolver:
 
     Call :meth:`update` at every training step, before the cap is used; it measures when due and returns the
     current cap (``None`` only for ``heldout`` before its first measurement, which the first call makes).
+    :meth:`applied` puts the current value into a ready config.
 
     Args:
         cap: ``ready.cap``: a number, ``initial`` or ``heldout``.
@@ -127,6 +132,12 @@ class CapResolver:
             self._record(epoch, mean_loss(model, self.heldout, np.arange(len(self.heldout)), self.task,
                                           seed=self.seed))  # fmt: skip
         return self.value
+
+    def applied(self, cfg: ReadyConfig) -> ReadyConfig:
+        """``cfg`` with ``cap`` set to the current value (``cfg`` itself while nothing is measured or changed)."""
+        if self.value is None or self.value == cfg.cap:
+            return cfg
+        return dataclasses.replace(cfg, cap=self.value)
 
     def _record(self, epoch: int, measured: dict[str, Any]) -> None:
         self.value = float(measured["cap"])

@@ -197,7 +197,8 @@ class ReadinessObjective:
 
     def __call__(self, model: nn.Module, step: int, epoch: int) -> tuple[torch.Tensor | None, dict[str, float]]:
         """``(λ · L_ready, parts)`` for this step, or ``(None, {})`` when readiness is off for it."""
-        self._resolve_cap(model, step, epoch)  # every step: `initial` is measured before any update
+        self.cap.update(model, step, epoch)  # every step: `initial` is measured before any update
+        self.cfg = self.cap.applied(self.cfg)
         cfg = self.cfg
         if epoch < cfg.start_epoch or step % cfg.meta_every != 0 or (cfg.lam == 0 and self.dual is None):  # type: ignore[operator]
             return None, {}
@@ -225,11 +226,6 @@ class ReadinessObjective:
         # meta_every=4 without this).
         return self.cfg.meta_every * scaled, parts
 
-    def _resolve_cap(self, model: nn.Module, step: int, epoch: int) -> None:
-        cap = self.cap.update(model, step, epoch)
-        if cap is not None and cap != self.cfg.cap:
-            self.cfg = dataclasses.replace(self.cfg, cap=cap)
-
     def _calibrate(self, model: nn.Module) -> None:
         """Resolves ``alpha=auto`` on the model as it is when readiness starts (once)."""
         self.calibration = calibrate_alpha(model, self.train, self.cfg, self.num_classes, seed=self.seed,
@@ -251,8 +247,7 @@ class ReadinessObjective:
             self.cfg = dataclasses.replace(self.cfg, alpha=state["alpha"])
         if state.get("cap"):
             self.cap.load_state_dict(state["cap"])
-            if self.cap.value is not None:
-                self.cfg = dataclasses.replace(self.cfg, cap=self.cap.value)
+            self.cfg = self.cap.applied(self.cfg)
         if self.dual is not None and state.get("dual"):
             self.dual.load_state_dict(state["dual"])
         self.calls = int(state.get("calls", 0))

@@ -264,7 +264,6 @@ class LMBenchRunner:
               f"tofu.heldout_authors={s.heldout_authors} would overlap the {keep} trained retain authors or the 20 "
               f"the utility questions ask about (there are {n_retain_authors} retain authors)")  # fmt: skip
         retain_ids = np.arange(keep * QA_PER_AUTHOR)
-        heldout_ids = np.arange(first_held * QA_PER_AUTHOR, n_retain_authors * QA_PER_AUTHOR)
         train_ids = np.concatenate([retain_ids, forget_ids])
         rows = full.subset(train_ids)
         holdout_rows = load_tofu_file(root, HOLDOUT[s.forget], self.cfg.train.data.verify)
@@ -281,7 +280,7 @@ class LMBenchRunner:
         holdout = qa_dataset(tok, holdout_rows, hold_ids, {}, s.template, s.max_len)
         heldout = None
         if s.heldout_authors:
-            held = full.subset(heldout_ids)
+            held = full.subset(np.arange(first_held * QA_PER_AUTHOR, n_retain_authors * QA_PER_AUTHOR))
             heldout = qa_dataset(tok, held.rows, held.ids, held.groups, s.template, s.max_len)
         views = DeletionRequest.for_samples(forget_ids).resolve(train, holdout)
         spec = DataSpec("qa", (s.max_len,), 0, vocab_size=len(tok))
