@@ -44,6 +44,22 @@ def test_subsets_are_class_balanced_and_deterministic():
     assert s.fingerprints() == load_split(DataConfig(name="digits", train_subset=200, test_subset=50)).fingerprints()
 
 
+def test_validation_rows_are_carved_out_of_the_training_part():
+    full = load_split(DataConfig(name="digits", train_subset=400))
+    s = load_split(DataConfig(name="digits", train_subset=400, validation=100))
+    assert len(s.train) == 300 and s.val is not None and len(s.val) == 100 and s.meta["validation_size"] == 100
+    assert set(s.train.ids.tolist()).isdisjoint(s.val.ids.tolist())
+    assert set(s.train.ids.tolist()) | set(s.val.ids.tolist()) == set(full.train.ids.tolist())
+    assert np.bincount(s.val.labels).min() >= 9  # class-balanced
+    assert s.fingerprints()["test"] == full.fingerprints()["test"] and "val" in s.fingerprints()
+    assert full.val is None and "val" not in full.fingerprints()
+    assert s.fingerprints() == load_split(DataConfig(name="digits", train_subset=400, validation=100)).fingerprints()
+    with pytest.raises(DataError, match="nothing to train on"):
+        load_split(DataConfig(name="digits", train_subset=400, validation=400))
+    with pytest.raises(ConfigError, match=r"data\.validation"):
+        DataConfig(name="digits", validation=0)
+
+
 def test_batches_cover_everything_once_and_shuffle_is_seeded(blobs_split):
     ds = blobs_split.train
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -112,8 +113,10 @@ def test_negative_training_measures_the_same_cap(mode):
 def test_an_unmeasured_cap_is_refused_where_a_number_is_needed():
     data = make_blobs(240, seed=0)
     cfg = from_dict(ReadyConfig, KNOBS)
-    with pytest.raises(ConfigError, match="initial / heldout"):
+    with pytest.raises(ConfigError, match="initial is known only"):
         calibrate_alpha(toy_model(), data, dataclasses.replace(cfg, alpha="auto"), 4, seed=0)
+    with pytest.raises(ConfigError, match="heldout needs the held-out rows"):
+        calibrate_alpha(toy_model(), data, dataclasses.replace(cfg, alpha="auto", cap="heldout"), 4, seed=0)
     batch = Batch(data.x[:8], data.y[:8], data.x[8:16], data.y[8:16])
     with pytest.raises(ConfigError, match=r"numeric ready\.cap"):
         readiness_loss(build_method(cfg.method, ClassificationTask(4)), toy_model(), batch, cfg)
@@ -123,8 +126,31 @@ def test_an_unmeasured_cap_is_refused_where_a_number_is_needed():
         ReadyConfig(cap="auto")  # type: ignore[arg-type]
 
 
-def test_r2u_train_refuses_a_heldout_cap_it_could_not_measure():
-    from ready2unlearn.recipes.train import TrainConfig
+def test_alpha_for_random_requests_is_measured_against_the_heldout_level():
+    """With ``cap=heldout`` the simulated runs stop where the model's loss on the held-out rows is."""
+    rows = make_blobs(300, seed=0)
+    data, heldout = rows.subset(np.arange(240)), rows.subset(np.arange(240, 300))  # other rows of the same blobs
+    model = toy_model()
+    fit(model, data, None, toy_train_config(), show_progress=False)
+    cfg = from_dict(ReadyConfig, {**KNOBS, "cap": "heldout", "alpha": "auto", "revocable": "random:0.5@1",
+                                  "method": {"name": "ga", "lr": 0.05}})  # fmt: skip
+    level = mean_loss(model, heldout, np.arange(len(heldout)), ClassificationTask(4))["cap"]
+    cal = calibrate_alpha(model, data, cfg, 4, seed=0, heldout=heldout, random_size=40, requests=2)
+    assert cal.rule == f"forget_loss ≥ {level}"
+    assert all(cal.reached) and cal.alpha > 0
 
-    with pytest.raises(ConfigError, match="r2u train trains on the whole"):
+
+def test_r2u_train_measures_a_heldout_cap_on_its_validation_split(tmp_path):
+    from ready2unlearn.recipes.train import TrainConfig, run
+
+    with pytest.raises(ConfigError, match=r"data\.validation=N"):
         from_dict(TrainConfig, {"epochs": 2, "ready": {"kind": "random", "cap": "heldout"}})
+    cfg = from_dict(TrainConfig, {"epochs": 2, "model": {"name": "mlp", "hidden": [16]},
+                                  "data": {"name": "digits", "validation": 100},
+                                  "ready": {"kind": "random", "cap": "heldout", "alpha": 0.01, "revocable":
+                                            "random:0.2@1", "start_epoch": 1}})  # fmt: skip
+    out = run(cfg, tmp_path / "run", show_progress=False)
+    card = json.loads((tmp_path / "run" / "card.json").read_text())
+    caps = card["readiness"]["cap"]["measurements"]
+    assert [(m["epoch"], m["rows"]) for m in caps] == [(0, 100), (1, 100)] and card["data"]["fingerprints"]["val"]
+    assert out == card

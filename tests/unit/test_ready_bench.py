@@ -163,6 +163,25 @@ def test_inserting_a_row_never_reuses_a_stale_cache(tmp_path, monkeypatch):
     assert rerun == ["g1"] and json.loads(path.read_text())["cache"]["config"]["ready"]["lam"] == 0.1
 
 
+def test_a_heldout_cap_is_measured_on_the_validation_rows_no_model_trains_on(tmp_path):
+    group = {
+        "name": "r",
+        "ready": ["kind=random", "revocable=random:0.3@7", "cap=heldout", "alpha=0.01", "meta_every=4"],
+        "requests": {"in": "random:0.02@1 in pool"},
+        "baselines": True,
+    }
+    overrides = ["epochs=2", "model.hidden=[16]", "data.validation=100"]
+    mini = _mini([group], negtrain=True, memory=True, allow_small_requests=True, train_overrides=overrides)
+    results = ReadyBenchRunner(from_dict(ReadyBenchConfig, mini), tmp_path, "v", False).run()
+    assert results["data_fingerprints"]["seed0"]["val"]
+    cards = {p.parent.name.split("-")[0]: json.loads(p.read_text()) for p in (tmp_path / "models").rglob("card.json")}
+    assert cards["standard"]["data"]["fingerprints"]["val"] == results["data_fingerprints"]["seed0"]["val"]
+    caps = {v: cards[v]["info"][k]["cap"]["measurements"]
+            for v, k in (("ready", "readiness"), ("negtrain", "negtrain"))}  # fmt: skip
+    assert [(m["epoch"], m["rows"]) for m in caps["ready"]] == [(0, 100), (1, 100)]
+    assert caps["negtrain"][0] == caps["ready"][0]  # the same starting model and rows: the same first level
+
+
 def test_random_requests_must_resolve(tmp_path):
     small = _mini([{"name": "r", "ready": ["kind=random", "revocable=random:0.3@7"],
                     "requests": {"in": "random:0.05@1 in pool"}}])  # fmt: skip

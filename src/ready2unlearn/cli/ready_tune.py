@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"note: {esc(args.checkpoint)} was trained with readiness; measure a standard model")
     split, _ = load_matching_split(ck.card, args.data_dir)
     cal = calibrate_alpha(ck.model, split.train, cfg, split.spec.num_classes, requests=args.requests,
-                          budget=args.budget, seed=args.seed)  # fmt: skip
+                          budget=args.budget, seed=args.seed, heldout=split.val)  # fmt: skip
     tuned = dataclasses.replace(cfg, alpha=cal.alpha)
     reached = sum(cal.reached)
     console.print(f"{cfg.method.name} (lr {cfg.method.lr:g}, {cfg.method.optimizer}) honoured {reached}/"

@@ -137,6 +137,8 @@ class Split:
         test: Held-out data.
         spec: Input/output description for model builders.
         meta: Provenance: files read, whether their checksums were verified, split parameters.
+        val: Validation rows carved out of the training part (``data.validation``): no model trains on them,
+            and they are not the test part. ``None`` when not asked for.
     """
 
     name: str
@@ -144,10 +146,14 @@ class Split:
     test: ArrayDataset
     spec: DataSpec
     meta: Mapping[str, Any] = field(default_factory=dict)
+    val: ArrayDataset | None = None
 
     def fingerprints(self) -> dict[str, str]:
-        """Fingerprints of the train and test parts, recorded in every artifact card."""
-        return {"train": self.train.fingerprint(), "test": self.test.fingerprint()}
+        """Fingerprints of the train, test (and validation) parts, recorded in every artifact card."""
+        out = {"train": self.train.fingerprint(), "test": self.test.fingerprint()}
+        if self.val is not None:
+            out["val"] = self.val.fingerprint()
+        return out
 
 
 def standardize(train: np.ndarray, test: np.ndarray, axis: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:

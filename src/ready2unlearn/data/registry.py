@@ -30,6 +30,9 @@ class DataConfig:
         split_seed: Seed of that split (kept apart from the training seed so seeds share one split).
         train_subset: Keep a class-balanced subset of this many training rows (quick runs); ``None`` = all.
         test_subset: Likewise for the test part.
+        validation: Carve a class-balanced validation split of this many rows out of the training part (after
+            ``train_subset``; seeded by ``split_seed``): rows no model trains on, for measurements that must not
+            read the test part, such as ``ready.cap=heldout``. ``None`` = no validation split.
         tokenizer: Text data only: encode with this Hugging Face tokenizer (local directory or alias such as
             ``minilm``; extra ``hf``) instead of the built-in word vocabulary. Pair it with the same
             checkpoint in ``model.path``.
@@ -51,6 +54,8 @@ class DataConfig:
     label_col: str | None = field(default=None, metadata=OMIT_UNSET)
     id_col: str | None = field(default=None, metadata=OMIT_UNSET)
     group_col: str | None = field(default=None, metadata=OMIT_UNSET)
+    # Omitted from the config's dict while unset, so the cache keys of every model trained before stay valid.
+    validation: int | None = field(default=None, metadata=OMIT_UNSET)
 
     def __post_init__(self) -> None:
         if byo.is_byo(self.name):
@@ -61,7 +66,7 @@ class DataConfig:
                 check(getattr(self, key) is None, f"data.{key} only applies to your own data (csv:PATH, "
                       f"parquet:PATH, npz:PATH, hf:DIR), not to the built-in dataset {self.name!r}")  # fmt: skip
         check(0.0 < self.test_fraction < 1.0, f"data.test_fraction must be in (0, 1), got {self.test_fraction}")
-        for key in ("train_subset", "test_subset", "max_len"):
+        for key in ("train_subset", "test_subset", "max_len", "validation"):
             v = getattr(self, key)
             check(v is None or v > 0, f"data.{key} must be a positive integer or null, got {v}")
 
@@ -148,9 +153,19 @@ def load_split(cfg: DataConfig) -> Split:
         train = train.subset(stratified_subset(train.labels, cfg.train_subset, cfg.split_seed))
     if cfg.test_subset is not None:
         test = test.subset(stratified_subset(test.labels, cfg.test_subset, cfg.split_seed))
+    val = None
+    if cfg.validation is not None:
+        if cfg.validation >= len(train):
+            raise DataError(f"{cfg.name}: data.validation={cfg.validation} rows would leave nothing to train on "
+                            f"(the training part has {len(train)})")  # fmt: skip
+        held = stratified_subset(train.labels, cfg.validation, cfg.split_seed)
+        val = train.subset(held)
+        train = train.subset(np.setdiff1d(np.arange(len(train)), held))
     _check_labels(cfg.name, train, split.spec.num_classes)
     meta = {**split.meta, "train_size": len(train), "test_size": len(test)}
-    return Split(split.name, train, test, split.spec, meta)
+    if val is not None:
+        meta["validation_size"] = len(val)
+    return Split(split.name, train, test, split.spec, meta, val)
 
 
 def _load_registered(cfg: DataConfig) -> Split:

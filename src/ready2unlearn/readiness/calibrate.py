@@ -40,6 +40,7 @@ from ready2unlearn.engine.stop import StopConfig
 from ready2unlearn.engine.unlearn import unlearn_model
 from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.errors import ConfigError
+from ready2unlearn.readiness.cap import mean_loss
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.cost import probe_clock
 from ready2unlearn.readiness.sampler import RequestSampler
@@ -111,6 +112,7 @@ def calibrate_alpha(
     factor: float | None = None,
     seed: int = 0,
     task: Task | None = None,
+    heldout: ArrayDataset | None = None,
 ) -> Calibration:
     """Measures the deployment unlearner on simulated requests and returns the matching inner step α.
 
@@ -127,13 +129,15 @@ def calibrate_alpha(
         factor: ``alpha = factor × lr × median(steps)``; ``None`` = ``cfg.alpha_factor``.
         seed: Seeds the draws and the runs.
         task: How the model is scored (default: a classifier over ``num_classes``).
+        heldout: Rows the model does not train on: with ``ready.cap=heldout`` the random / group stop target is
+            the model's mean loss on them (:func:`~ready2unlearn.readiness.cap.mean_loss`), measured here.
 
     Returns:
         A :class:`Calibration`.
 
     Raises:
         ConfigError: On a non-positive ``requests``, ``budget`` or ``factor``, or, for random and group
-            requests, a ``cap`` not yet measured (``initial``, ``heldout``).
+            requests, a ``cap`` that cannot be measured here (``initial``; ``heldout`` without ``heldout``).
     """
     cfg = cfg.resolved()
     factor = cfg.alpha_factor if factor is None else factor
@@ -143,11 +147,14 @@ def calibrate_alpha(
     clock = probe_clock(device)
     t0 = clock()
     sampler = RequestSampler(train, cfg, num_classes, seed)
-    if cfg.kind != "class" and not isinstance(cfg.cap, (int, float)):
-        raise ConfigError(f"measuring alpha for {cfg.kind} requests stops at ready.cap, which is {cfg.cap!r} "
-                          "here: initial / heldout are known only once a training run has measured them; give a "
-                          "number")  # fmt: skip
-    rule, target = ("forget_acc", tolerance) if cfg.kind == "class" else ("forget_loss", cfg.cap)
+    cap = cfg.cap
+    if cfg.kind != "class" and cap == "heldout" and heldout is not None:
+        cap = mean_loss(model, heldout, np.arange(len(heldout)), task, seed=seed)["cap"]
+    if cfg.kind != "class" and not isinstance(cap, (int, float)):
+        raise ConfigError(f"measuring alpha for {cfg.kind} requests stops at ready.cap, which is {cap!r} here: "
+                          "initial is known only once a training run has measured it, heldout needs the held-out "
+                          "rows (heldout=); give a number")  # fmt: skip
+    rule, target = ("forget_acc", tolerance) if cfg.kind == "class" else ("forget_loss", cap)
     stop = StopConfig(rule=rule, target=target, max_steps=budget, **STOPS[cfg.calibration])  # type: ignore[arg-type]
     steps: list[int] = []
     reached: list[bool] = []

@@ -9,7 +9,9 @@ scored 2.01 / 2.00 nats/token on the forget authors against 2.02 / 2.02 on the u
 
 - ``heldout``: the model's mean loss on held-out rows (rows it does not train on: a validation split),
   measured again at the first step of every epoch, since the level of unseen data moves as the model trains.
-  It needs those rows passed in (``heldout=``), drawn like the rows a request names: on TOFU (seed 0) ten
+  It needs those rows: ``heldout=`` from Python, ``data.validation=N`` (rows carved out of the training split)
+  in ``r2u train`` and the readiness bench, ``tofu.heldout_authors`` in the TOFU bench. They should be drawn like
+  the rows a request names: on TOFU (seed 0) ten
   retain authors no model trained on sat at 2.27 after fine-tuning, above the 2.0 target. Only a number per
   epoch leaves them.
 - ``initial``: the revocable pool's mean loss under the weights training starts from, measured once before

@@ -177,6 +177,7 @@ def measure_training_cost(
     steps: int = 8,
     task: Task | None = None,
     calibration: Calibration | None = None,
+    heldout: ArrayDataset | None = None,
 ) -> TrainingCost:
     """Measures what readiness training with ``cfg`` costs against standard training of ``model``'s kind.
 
@@ -202,6 +203,8 @@ def measure_training_cost(
         steps: Steps per block.
         task: How the model is scored (default: a classifier over ``num_classes``).
         calibration: The ready run's own α measurement, if it was timed.
+        heldout: The held-out rows of ``ready.cap=heldout`` (measuring that level is one forward pass over at most
+            256 rows per epoch: not timed).
 
     Returns:
         A :class:`TrainingCost`.
@@ -213,10 +216,10 @@ def measure_training_cost(
         if calibration is not None and calibration.seconds is not None:
             seconds, source = calibration.seconds, "ready run"
         else:
-            calibration = calibrate_alpha(model, train, rcfg, num_classes, seed=seed, task=task)
+            calibration = calibrate_alpha(model, train, rcfg, num_classes, seed=seed, task=task, heldout=heldout)
             seconds, source = float(calibration.seconds or 0.0), "this model"
         rcfg = dataclasses.replace(rcfg, alpha=calibration.alpha)
-    objective = ReadinessObjective(rcfg, train, num_classes, seed, task=task)
+    objective = ReadinessObjective(rcfg, train, num_classes, seed, task=task, heldout=heldout)
 
     def extra(m: nn.Module) -> torch.Tensor:
         term, _ = objective(m, 0, rcfg.start_epoch)  # step 0 of a readiness epoch is always due

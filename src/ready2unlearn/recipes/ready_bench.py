@@ -38,6 +38,7 @@ from torch import nn
 from ready2unlearn.artifacts import now_iso, versions, write_json
 from ready2unlearn.attacks.relearn import RelearnConfig, relearn_attack
 from ready2unlearn.config import to_dict
+from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.request import DeletionRequest, RequestViews
 from ready2unlearn.engine.fit import fit
 from ready2unlearn.engine.method import MethodConfig, build_method, method_config
@@ -169,10 +170,15 @@ class ReadyBenchRunner:
     def _train_ready(self, env: SeedEnv, seed: int, model: nn.Module, rcfg: ReadyConfig,
                      calibration: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
         rcfg = rcfg.for_epochs(env.train_cfg.epochs)
-        obj = ReadinessObjective(rcfg, env.split.train.to(self.device), env.split.spec.num_classes, seed)
+        obj = ReadinessObjective(rcfg, env.split.train.to(self.device), env.split.spec.num_classes, seed,
+                                 heldout=self._heldout(env))  # fmt: skip
         r = fit(model, env.split.train, env.split.test, env.train_cfg, show_progress=False, regularizer=obj)
         return {"seconds": r.seconds, "metrics": r.metrics, "ready": to_dict(rcfg),
                 "readiness": obj.summary(env.split.train), "calibration": calibration}  # fmt: skip
+
+    def _heldout(self, env: SeedEnv) -> ArrayDataset | None:
+        """The validation rows (``data.validation``) that ``ready.cap=heldout`` measures on, if carved."""
+        return env.split.val.to(self.device) if env.split.val is not None else None
 
     def _calibration(self, env: SeedEnv, seed: int, rcfg: ReadyConfig, standard: _Variant) -> dict[str, Any]:
         """``calibrate_alpha`` on the standard model of ``seed``, cached by the model's key and the ready config."""
@@ -182,11 +188,13 @@ class ReadyBenchRunner:
         if cached is not None:
             return cached["calibration"]
         model, _ = standard.get()
-        cal = calibrate_alpha(model, env.split.train.to(self.device), rcfg, env.split.spec.num_classes, seed=seed)
+        cal = calibrate_alpha(model, env.split.train.to(self.device), rcfg, env.split.spec.num_classes, seed=seed,
+                              heldout=self._heldout(env))  # fmt: skip
         return store_json(path, conf, {"calibration": cal.to_dict()})["calibration"]
 
     def _train_negtrain(self, env: SeedEnv, seed: int, model: nn.Module, rcfg: ReadyConfig) -> dict[str, Any]:
-        obj = NegativeTrainingObjective(rcfg, env.split.train.to(self.device), env.split.spec.num_classes, seed)
+        obj = NegativeTrainingObjective(rcfg, env.split.train.to(self.device), env.split.spec.num_classes, seed,
+                                        heldout=self._heldout(env))  # fmt: skip
         r = fit(model, env.split.train, env.split.test, env.train_cfg, show_progress=False, regularizer=obj)
         return {"seconds": r.seconds, "metrics": r.metrics, "negtrain": obj.summary(env.split.train)}
 
@@ -366,7 +374,7 @@ class ReadyBenchRunner:
             cost = measure_training_cost(model, env.split.train.to(self.device), rcfg, env.split.spec.num_classes,
                                          epochs=tc.epochs, batch_size=tc.batch_size, optim=tc.optim, seed=seed,
                                          task=env.task, calibration=Calibration(**cal) if cal else None,
-                                         **COST_PROBE)  # fmt: skip
+                                         heldout=self._heldout(env), **COST_PROBE)  # fmt: skip
             store_json(path, conf, {"seed": seed, "group": group.name, **cost.to_dict()})
         self._cost_files.append(path)
 
@@ -408,7 +416,7 @@ class ReadyBenchRunner:
             rcfg = self.cfg.group_ready(group).resolved()
             if rcfg.alpha == "auto":  # memory does not depend on the step size; a measured α needs a trained model
                 rcfg = dataclasses.replace(rcfg, alpha=1e-3)
-            obj = ReadinessObjective(rcfg, train, env.split.spec.num_classes, seed)
+            obj = ReadinessObjective(rcfg, train, env.split.spec.num_classes, seed, heldout=self._heldout(env))
 
             def step(obj: ReadinessObjective = obj) -> torch.Tensor:
                 extra, _ = obj(model, 0, obj.cfg.start_epoch)

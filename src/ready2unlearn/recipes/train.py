@@ -92,10 +92,9 @@ class TrainConfig:
             self.ready = self.ready.for_epochs(self.epochs)
         check(self.ready is None or self.ready.start_epoch < self.epochs,
               "ready.start_epoch must be smaller than epochs, or readiness would never run")  # fmt: skip
-        check(self.ready is None or self.ready.cap != "heldout",
-              "ready.cap=heldout is measured on rows the model does not train on, and r2u train trains on the whole "
-              "training split: give ready.cap a number, or from Python pass "
-              "ReadinessObjective(..., heldout=validation_rows) to fit()")  # fmt: skip
+        check(self.ready is None or self.ready.cap != "heldout" or self.data.validation is not None,
+              "ready.cap=heldout is measured on rows the model does not train on: carve them out of the training "
+              "split with data.validation=N (e.g. 500), or give ready.cap a number")  # fmt: skip
         check(self.epochs > 0, f"epochs must be positive, got {self.epochs}")
         check(self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}")
         check(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be positive or null")
@@ -194,7 +193,9 @@ def _train_and_save(
     model = build_model(cfg.model, split.spec).to(device)
     objective = None
     if cfg.ready is not None:
-        objective = ReadinessObjective(cfg.ready, split.train.to(device), split.spec.num_classes, cfg.seed)
+        heldout = split.val.to(device) if split.val is not None else None
+        objective = ReadinessObjective(cfg.ready, split.train.to(device), split.spec.num_classes, cfg.seed,
+                                       heldout=heldout)  # fmt: skip
     if not resuming:
         shutil.rmtree(state_dir, ignore_errors=True)  # a replaced (--overwrite) run's state must not live on
     result = fit(model, split.train, split.test, cfg, state_dir=state_dir, resume_from_state=resuming,
