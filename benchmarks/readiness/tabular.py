@@ -10,14 +10,18 @@ negative-training and down-weighting baselines, and the retrained model per requ
 a class request inside the revocable set (class 1), one outside (class 0), and a random request of 240 rows
 (5%) inside the pool. Class requests stop on forget accuracy ≤ retrained + 0.01, random ones on forget loss
 ≥ retrained. Writes ``results.json`` (every run) and ``report.md`` (targets on paired 95% intervals) next to
-this file; runs are cached per seed in ``--work`` so an interrupted run resumes.
+this file; runs are cached per seed in ``--work``, under a hash of this script's settings, so an interrupted run
+resumes and a changed setting never reuses a stale seed.
+
+``--random-cap heldout`` runs the random requests with ``ready.cap=heldout`` instead of the shipped 0.3 nats: 400
+class-balanced validation rows are carved out of the training rows for every model (4,400 left to train on), and
+readiness and negative training measure the cap on them each epoch. Results go to ``tabular_heldout/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -30,8 +34,8 @@ from torch import nn
 
 from ready2unlearn.artifacts import write_json
 from ready2unlearn.attacks.relearn import RelearnConfig, relearn_attack
-from ready2unlearn.config import from_dict
-from ready2unlearn.data.base import ArrayDataset
+from ready2unlearn.config import from_dict, to_dict
+from ready2unlearn.data.base import ArrayDataset, stratified_subset
 from ready2unlearn.data.request import DeletionRequest
 from ready2unlearn.engine.fit import fit
 from ready2unlearn.engine.method import Context, build_method, method_config
@@ -41,11 +45,13 @@ from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.readiness import ReadinessObjective, ReadyConfig
 from ready2unlearn.readiness.baselines import NegativeTrainingObjective, fit_downweighted
 from ready2unlearn.readiness.sampler import RevocableSet
+from ready2unlearn.recipes.cache import cache_key, load_json, store_json
 from ready2unlearn.recipes.train import TrainConfig
 from ready2unlearn.report.stats import censored_ratio, paired_difference, paired_ratio
 from ready2unlearn.task import ClassificationTask, accuracy_and_loss
 
 HERE = Path(__file__).resolve().parent / "tabular"
+VALIDATION = 400  # rows carved out of training with --random-cap heldout
 CLASSES, FEATURES = 6, 30
 TASK = ClassificationTask(CLASSES)
 METHOD_LR = {"class": 3e-4, "random": 3e-3}  # the deployment unlearner's lr per request kind
@@ -91,7 +97,20 @@ def train_cfg(seed: int) -> TrainConfig:
     return from_dict(TrainConfig, {"epochs": 20, "batch_size": 64, "optim": {"lr": 1e-3}, "seed": seed})
 
 
-def trained(kind: str, seed: int, train: ArrayDataset, test: ArrayDataset, retain: ArrayDataset | None = None):
+def ready_knobs(random_cap: str) -> dict[str, dict[str, Any]]:
+    """The readiness knobs per request kind: the shipped defaults, the random cap as asked."""
+    random = {**READY["random"], **({"cap": "heldout"} if random_cap == "heldout" else {})}
+    return {"class": READY["class"], "random": random}
+
+
+def carve_validation(train: ArrayDataset, rows: int) -> tuple[ArrayDataset, ArrayDataset]:
+    """``(training rows, validation rows)``: a class-balanced split seeded like the data (seed 0)."""
+    held = stratified_subset(train.labels, rows, 0)
+    return train.subset(np.setdiff1d(np.arange(len(train)), held)), train.subset(held)
+
+
+def trained(kind: str, seed: int, train: ArrayDataset, test: ArrayDataset, retain: ArrayDataset | None = None,
+            ready: dict[str, dict[str, Any]] = READY, heldout: ArrayDataset | None = None):  # fmt: skip
     """``(model, seconds, info)`` of one training variant."""
     torch.manual_seed(seed)
     model = TabularNet()
@@ -103,19 +122,21 @@ def trained(kind: str, seed: int, train: ArrayDataset, test: ArrayDataset, retai
     elif kind == "retrained":
         fit(model, retain, None, cfg, show_progress=False)  # type: ignore[arg-type]
     elif kind.startswith("ready-"):
-        rcfg = from_dict(ReadyConfig, {**READY[kind[6:]], "method": {"name": "ga", "lr": METHOD_LR[kind[6:]]}})
-        obj = ReadinessObjective(rcfg.for_epochs(cfg.epochs), train, CLASSES, seed)
+        rcfg = from_dict(ReadyConfig, {**ready[kind[6:]], "method": {"name": "ga", "lr": METHOD_LR[kind[6:]]}})
+        obj = ReadinessObjective(rcfg.for_epochs(cfg.epochs), train, CLASSES, seed, heldout=heldout)
         fit(model, train, None, cfg, show_progress=False, regularizer=obj)
         info = obj.summary(train)
     elif kind.startswith("negtrain-"):
-        rcfg = from_dict(ReadyConfig, {**READY[kind[9:]], "alpha": 0.01})
-        obj = NegativeTrainingObjective(rcfg, train, CLASSES, seed)
+        rcfg = from_dict(ReadyConfig, {**ready[kind[9:]], "alpha": 0.01})
+        obj = NegativeTrainingObjective(rcfg, train, CLASSES, seed, heldout=heldout)
         fit(model, train, None, cfg, show_progress=False, regularizer=obj)
+        info = obj.summary(train)
     elif kind.startswith("downweight-"):
         pool = RevocableSet.resolve(train, READY[kind[11:]]["revocable"], CLASSES).pool
         fit_downweighted(model, train, None, cfg, pool, 0.1)
     seconds = time.perf_counter() - t0
-    return model, seconds, {"test_acc": accuracy_and_loss(model, test)[0], **({"readiness": info} if info else {})}
+    key = "negtrain" if kind.startswith("negtrain-") else "readiness"
+    return model, seconds, {"test_acc": accuracy_and_loss(model, test)[0], **({key: info} if info else {})}
 
 
 def serve(model: nn.Module, views, method: str, kind: str, target: float, seed: int) -> dict[str, Any]:
@@ -137,12 +158,16 @@ def relearn(model: nn.Module, views, seed: int) -> float:
     return float(np.mean([p["forget_acc"] for p in out["forget-10"]["curve"]]))
 
 
-def run_seed(seed: int, train: ArrayDataset, test: ArrayDataset) -> dict[str, Any]:
+def run_seed(seed: int, train: ArrayDataset, test: ArrayDataset, random_cap: str = "shipped") -> dict[str, Any]:
+    ready = ready_knobs(random_cap)
+    heldout = None
+    if random_cap == "heldout":
+        train, heldout = carve_validation(train, VALIDATION)
     pool = RevocableSet.resolve(train, READY["random"]["revocable"], CLASSES).pool
     rows = np.sort(np.random.default_rng(100 + seed).choice(pool, size=240, replace=False))
     variants = ("standard", "ready-class", "ready-random", "negtrain-class", "negtrain-random", "downweight-class",
                 "downweight-random")  # fmt: skip
-    models = {k: trained(k, seed, train, test) for k in variants}
+    models = {k: trained(k, seed, train, test, ready=ready, heldout=heldout) for k in variants}
     cells = {}
     for name, (kind, spec) in REQUESTS.items():
         request = DeletionRequest.parse(spec) if spec else DeletionRequest.for_samples(train.ids[rows].tolist())
@@ -164,7 +189,8 @@ def run_seed(seed: int, train: ArrayDataset, test: ArrayDataset) -> dict[str, An
                 }  # fmt: skip
         cells[name] = cell
     readiness = {k: models[k][2].get("readiness") for k in ("ready-class", "ready-random")}
-    return {"seed": seed, "cells": cells, "readiness": readiness}
+    negtrain = {k: models[k][2].get("negtrain") for k in ("negtrain-class", "negtrain-random")}
+    return {"seed": seed, "cells": cells, "readiness": readiness, "negtrain": negtrain}
 
 
 def _diff(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str) -> list[float]:
@@ -228,20 +254,37 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--work", type=Path, default=Path("runs/readiness/tabular"))
+    p.add_argument(
+        "--random-cap",
+        choices=("shipped", "heldout"),
+        default="shipped",
+        help="random requests' ready.cap: the shipped 0.3 nats, or heldout (measured on 400 validation rows)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(2)
     train, test = tabular_data()
+    out = HERE if args.random_cap == "shipped" else HERE.parent / "tabular_heldout"
+    settings = {
+        "ready": ready_knobs(args.random_cap),
+        "method_lr": METHOD_LR,
+        "requests": REQUESTS,
+        "validation": VALIDATION if args.random_cap == "heldout" else 0,
+        "train": to_dict(train_cfg(0)),
+    }
     per_seed = []
     for seed in args.seeds:
-        path = args.work / f"seed{seed}.json"
-        if not path.is_file():  # resumable: each finished seed is kept
-            write_json(path, run_seed(seed, train, test))
-        per_seed.append(json.loads(path.read_text(encoding="utf-8")))
+        conf = {**settings, "seed": seed}
+        path = args.work / f"seed{seed}-{cache_key(conf)}.json"
+        cached = load_json(path, conf)  # resumable: each finished seed is kept, under its settings' hash
+        if cached is None:
+            cached = store_json(path, conf, run_seed(seed, train, test, args.random_cap))
+        per_seed.append({k: v for k, v in cached.items() if k != "cache"})
         print(f"seed {seed} done", flush=True)
     rows = summarise(per_seed)
-    HERE.mkdir(parents=True, exist_ok=True)
-    write_json(HERE / "results.json", {"seeds": args.seeds, "per_seed": per_seed, "summary": rows})
-    (HERE / "report.md").write_text(report(rows, args.seeds), encoding="utf-8")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "results.json", {"seeds": args.seeds, "settings": settings, "per_seed": per_seed,
+                                      "summary": rows})  # fmt: skip
+    (out / "report.md").write_text(report(rows, args.seeds), encoding="utf-8")
     print(report(rows, args.seeds))
     return 0
 
