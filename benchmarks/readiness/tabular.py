@@ -15,7 +15,7 @@ resumes and a changed setting never reuses a stale seed.
 
 ``--random-cap heldout`` runs the random requests with ``ready.cap=heldout`` instead of the shipped 0.3 nats: 400
 class-balanced validation rows are carved out of the training rows for every model (4,400 left to train on), and
-readiness and negative training measure the cap on them each epoch. Results go to ``tabular_heldout/``.
+readiness and negative training measure the cap on them each epoch. Results go to ``random_cap/tabular/``.
 """
 
 from __future__ import annotations
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(2)
     train, test = tabular_data()
-    out = HERE if args.random_cap == "shipped" else HERE.parent / "tabular_heldout"
+    out = HERE if args.random_cap == "shipped" else HERE.parent / "random_cap" / "tabular"
     settings = {
         "ready": ready_knobs(args.random_cap),
         "method_lr": METHOD_LR,
