@@ -40,6 +40,9 @@ RESUME_MAY_CHANGE = ("device", "data.data_dir")
 
 #: ``regularizer(model, step, epoch) -> (extra loss or None, parts)``: added to the task loss by :func:`fit`.
 Regularizer = Callable[[nn.Module, int, int], tuple["torch.Tensor | None", dict[str, float]]]
+#: ``batch_loss(model, per_sample_losses, positions, step, epoch) -> loss``: turns a batch's per-row task losses
+#: (rows ``positions`` of the training set) into the loss :func:`fit` minimises, in place of their mean.
+BatchLoss = Callable[[nn.Module, "torch.Tensor", "torch.Tensor", int, int], "torch.Tensor"]
 
 
 class FitSettings(Protocol):
@@ -132,6 +135,7 @@ def fit(
     sample_weight: torch.Tensor | None = None,
     task: Task | None = None,
     until_epoch: int | None = None,
+    batch_loss: BatchLoss | None = None,
 ) -> FitResult:
     """Trains ``model`` in place on ``train`` with the task loss (cross-entropy for a classifier).
 
@@ -160,6 +164,9 @@ def fit(
         until_epoch: Stop when this many epochs are done, with the LR schedule still spanning
             ``cfg.epochs``: the model as the whole run has it at that point (e.g. where a ready run with
             ``start_epoch`` = ``until_epoch`` measures ``alpha=auto``). ``None`` = train all epochs.
+        batch_loss: Shapes each batch's per-row task losses into its loss instead of the mean (e.g.
+            :class:`~ready2unlearn.readiness.flooding.PoolFlooding`); its ``state_dict`` is saved and restored
+            like a regularizer's. Not together with ``sample_weight``.
 
     Returns:
         A :class:`FitResult`; ``metrics`` holds ``train_accuracy``, ``train_loss`` and, with ``test``,
@@ -170,7 +177,8 @@ def fit(
             the weights of the last finite step; no state is saved for the epoch that diverged.
         ConfigError: If the state to resume from was saved with another config.
         DataError: If the state to resume from is corrupt.
-        ValueError: If ``until_epoch`` is outside ``[0, cfg.epochs]`` or ``sample_weight`` does not fit.
+        ValueError: If ``until_epoch`` is outside ``[0, cfg.epochs]``, ``sample_weight`` does not fit, or both
+            ``sample_weight`` and ``batch_loss`` are given.
     """
     if until_epoch is not None and not 0 <= until_epoch <= cfg.epochs:
         raise ValueError(f"until_epoch must be between 0 and epochs ({cfg.epochs}), got {until_epoch}")
@@ -182,6 +190,8 @@ def fit(
     train_dev = train.to(device)
     if sample_weight is not None and len(sample_weight) != len(train):
         raise ValueError(f"sample_weight has {len(sample_weight)} entries for {len(train)} training rows")
+    if sample_weight is not None and batch_loss is not None:
+        raise ValueError("give sample_weight or batch_loss, not both (a batch_loss can weight rows itself)")
     weights = None if sample_weight is None else sample_weight.to(device=device, dtype=torch.float32)
     task = task or ClassificationTask(0)
     optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], cfg.optim)
@@ -204,6 +214,8 @@ def fit(
         if regularizer is not None and hasattr(regularizer, "load_state_dict") and "regularizer" in extra:
             # Readiness carries state across epochs (the measured α, the dual λ): a resumed run continues it.
             regularizer.load_state_dict(extra["regularizer"])
+        if batch_loss is not None and hasattr(batch_loss, "load_state_dict") and "batch_loss" in extra:
+            batch_loss.load_state_dict(extra["batch_loss"])  # e.g. the flood level measured this epoch
 
     step = start_epoch * steps_per_epoch
     t0 = time.perf_counter()
@@ -218,7 +230,9 @@ def fit(
                 x, y = train_dev.x[idx], train_dev.y[idx]
                 if cfg.augment and x.dim() == 4:
                     x = crop_flip(x, gen)
-                if weights is None:
+                if batch_loss is not None:
+                    loss = batch_loss(model, task.per_sample_loss(net, x, y), idx, step, epoch)
+                elif weights is None:
                     loss = task.loss(net, x, y)
                 else:
                     w = weights[idx]
@@ -259,6 +273,8 @@ def fit(
                 state = {"history": history, "seconds": seconds, "config": config}
                 if regularizer is not None and hasattr(regularizer, "state_dict"):
                     state["regularizer"] = regularizer.state_dict()
+                if batch_loss is not None and hasattr(batch_loss, "state_dict"):
+                    state["batch_loss"] = batch_loss.state_dict()
                 resume.save_state(state_dir, epoch + 1, model, optimizer, scheduler, gen, state)
             if on_epoch is not None:
                 on_epoch(row)

@@ -45,12 +45,14 @@ from ready2unlearn.engine.method import MethodConfig, build_method, method_confi
 from ready2unlearn.engine.stop import StopConfig
 from ready2unlearn.engine.unlearn import unlearn_model
 from ready2unlearn.engine.unlearn_config import UnlearnConfig
+from ready2unlearn.errors import ConfigError
 from ready2unlearn.evaluate.metrics import EvalOutputs, compute, gaps
 from ready2unlearn.progress import progress_bar
 from ready2unlearn.readiness.baselines import NegativeTrainingObjective, fit_downweighted, fit_dp_sgd
 from ready2unlearn.readiness.calibrate import Calibration, calibrate_alpha
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.cost import saved_tensor_bytes, state_bytes
+from ready2unlearn.readiness.flooding import PoolFlooding
 from ready2unlearn.readiness.objective import ReadinessObjective
 from ready2unlearn.readiness.sampler import RevocableSet
 from ready2unlearn.readiness.timing import measure_training_cost
@@ -83,7 +85,12 @@ __all__ = [
     "run_ready_bench",
 ]
 
-VARIANTS = ("standard", "ready", "downweight", "negtrain", "dp")
+VARIANTS = ("standard", "ready", "downweight", "negtrain", "flood", "dp")
+
+
+def flood_start(env: SeedEnv) -> int:
+    """The epoch pool flooding starts at: a quarter of the run (at least 1), as readiness with ``alpha=auto``."""
+    return max(1, env.train_cfg.epochs // 4)
 
 
 def reference_value(stop: StopConfig, ref_metrics: dict[str, float]) -> float | None:
@@ -152,6 +159,9 @@ class ReadyBenchRunner:
                 specs["downweight"] = (w, lambda m: self._train_downweight(env, m, group))
             if cfg.negtrain:
                 specs["negtrain"] = (ready, lambda m: self._train_negtrain(env, seed, m, rcfg))
+            if cfg.flood:
+                flood = {"flood": {"revocable": rcfg.revocable, "level": "heldout", "start_epoch": flood_start(env)}}
+                specs["flood"] = (flood, lambda m: self._train_flood(env, seed, m, group))
             if cfg.dp is not None:
                 specs["dp"] = ({"dp": to_dict(cfg.dp)}, lambda m: self._train_dp(env, m))
         # Folders are named by variant and hash alone: groups (or sweep rows) with the same resolved config share
@@ -197,6 +207,17 @@ class ReadyBenchRunner:
                                         heldout=self._heldout(env))  # fmt: skip
         r = fit(model, env.split.train, env.split.test, env.train_cfg, show_progress=False, regularizer=obj)
         return {"seconds": r.seconds, "metrics": r.metrics, "negtrain": obj.summary(env.split.train)}
+
+    def _train_flood(self, env: SeedEnv, seed: int, model: nn.Module, group: ReadyGroup) -> dict[str, Any]:
+        heldout = self._heldout(env)
+        if heldout is None:
+            raise ConfigError("flood: true floods the revocable rows at the held-out level: add data.validation=N "
+                              "to train_overrides")  # fmt: skip
+        train = env.split.train.to(self.device)
+        flood = PoolFlooding(train, self.cfg.group_ready(group).revocable, env.split.spec.num_classes,
+                             heldout=heldout, start_epoch=flood_start(env), task=env.task, seed=seed)  # fmt: skip
+        r = fit(model, env.split.train, env.split.test, env.train_cfg, show_progress=False, batch_loss=flood)
+        return {"seconds": r.seconds, "metrics": r.metrics, "flood": flood.summary(train)}
 
     def _train_downweight(self, env: SeedEnv, model: nn.Module, group: ReadyGroup) -> dict[str, Any]:
         rev = self._revocable(env, group)

@@ -123,6 +123,9 @@ class ReadyBenchConfig:
         dp: DP-SGD baseline settings (``null`` = skip).
         negtrain: Train the negative-training baseline (the readiness forget term without simulated
             unlearning, same λ / cap / schedule as the group's ready config) for groups with baselines.
+        flood: Train the pool-flooding model (:class:`~ready2unlearn.readiness.flooding.PoolFlooding`: the
+            revocable rows' loss flooded at the held-out level from a quarter of the epochs) for groups with
+            baselines; needs ``data.validation`` in ``train_overrides``.
         calibrate_on_standard: Resolve a group's ``ready.alpha=auto`` on the seed's standard model (what
             ``r2u ready-tune`` does on a user's model) and train readiness from the first epoch; otherwise it
             is measured inside the ready run when readiness starts, as ``r2u train`` does.
@@ -156,6 +159,8 @@ class ReadyBenchConfig:
     downweight: float | None = 0.1
     dp: DPConfig | None = field(default_factory=DPConfig)
     negtrain: bool = True
+    # Omitted from the config's dict while unset, so runs saved before it existed still resume.
+    flood: bool = field(default=False, metadata=OMIT_UNSET)
     calibrate_on_standard: bool = False
     sequential: SequentialConfig = field(default_factory=SequentialConfig)
     memory: bool = True
