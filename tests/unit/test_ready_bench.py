@@ -182,6 +182,22 @@ def test_a_heldout_cap_is_measured_on_the_validation_rows_no_model_trains_on(tmp
     assert caps["negtrain"][0] == caps["ready"][0]  # the same starting model and rows: the same first level
 
 
+def test_the_flooding_variant_floods_the_pool_at_the_validation_level(tmp_path):
+    group = {"name": "r", "ready": ["kind=random", "revocable=random:0.3@7", "alpha=0.01"],
+             "requests": {"in": "random:0.02@1 in pool"}, "baselines": True}  # fmt: skip
+    mini = _mini([group], flood=True, allow_small_requests=True, train_overrides=["epochs=4", "model.hidden=[16]"])
+    with pytest.raises(ConfigError, match=r"data\.validation=N"):
+        ReadyBenchRunner(from_dict(ReadyBenchConfig, mini), tmp_path / "a", "f", False).run()
+    assert not (tmp_path / "a" / "models").exists()  # refused before anything was trained
+    mini["train_overrides"].append("data.validation=100")
+    results = ReadyBenchRunner(from_dict(ReadyBenchConfig, mini), tmp_path / "b", "f", False).run()
+    (cell,) = results["cells"]
+    assert {r["variant"] for r in cell["runs"]} == {"standard", "ready", "flood"}
+    (card,) = [p for p in (tmp_path / "b" / "models").rglob("card.json") if p.parent.name.startswith("flood-")]
+    flood = json.loads(card.read_text())["info"]["flood"]
+    assert flood["start_epoch"] == 1 and [m["rows"] for m in flood["level"]["measurements"]] == [100, 100, 100]
+
+
 def test_random_requests_must_resolve(tmp_path):
     small = _mini([{"name": "r", "ready": ["kind=random", "revocable=random:0.3@7"],
                     "requests": {"in": "random:0.05@1 in pool"}}])  # fmt: skip

@@ -13,6 +13,11 @@ the model's mean loss on held-out rows, re-measured every epoch (the ``ready.cap
 is learned as well as unseen rows are predicted and is not memorised beyond that. The stable rows train as
 usual. It costs one forward pass over at most 256 held-out rows per epoch, and nothing per step.
 
+Measured on digits (random requests of 206 rows, 5 seeds): GA 0.56 [0.45, 0.69]x the standard model's steps
+at −0.1 points before unlearning but −0.9 after; down-weighting the pool by 0.1 gave 0.28x at −0.2 / −0.3
+points. The batches are scored in train mode (dropout), so an eval-mode pool ends below the level (0.050 vs
+0.086). It is a learning-time baseline of the readiness bench (``flood: true``), not a shipped default.
+
 Use it through :func:`~ready2unlearn.engine.fit.fit`'s ``batch_loss`` hook::
 
     flood = PoolFlooding(train, "random:0.3@7", num_classes, heldout=validation_rows)

@@ -209,13 +209,10 @@ class ReadyBenchRunner:
         return {"seconds": r.seconds, "metrics": r.metrics, "negtrain": obj.summary(env.split.train)}
 
     def _train_flood(self, env: SeedEnv, seed: int, model: nn.Module, group: ReadyGroup) -> dict[str, Any]:
-        heldout = self._heldout(env)
-        if heldout is None:
-            raise ConfigError("flood: true floods the revocable rows at the held-out level: add data.validation=N "
-                              "to train_overrides")  # fmt: skip
         train = env.split.train.to(self.device)
         flood = PoolFlooding(train, self.cfg.group_ready(group).revocable, env.split.spec.num_classes,
-                             heldout=heldout, start_epoch=flood_start(env), task=env.task, seed=seed)  # fmt: skip
+                             heldout=self._heldout(env), start_epoch=flood_start(env), task=env.task,
+                             seed=seed)  # fmt: skip
         r = fit(model, env.split.train, env.split.test, env.train_cfg, show_progress=False, batch_loss=flood)
         return {"seconds": r.seconds, "metrics": r.metrics, "flood": flood.summary(train)}
 
@@ -272,7 +269,11 @@ class ReadyBenchRunner:
         return self.finish()
 
     def _check_requests(self, env: SeedEnv) -> None:
-        """Every request of the preset resolves to enough rows (DESIGN §6); raises ``ConfigError`` otherwise."""
+        """Every request of the preset resolves to enough rows (DESIGN §6), and ``flood`` has its validation rows.
+
+        Raises:
+            ConfigError: Otherwise, before anything is trained.
+        """
         n = len(env.split.train)
         for group in self.cfg.groups:
             rev = self._revocable(env, group)
@@ -281,6 +282,9 @@ class ReadyBenchRunner:
                     env.split.train, env.split.spec.num_classes
                 )
                 check_request_size(spec, len(pos), n, self.cfg.allow_small_requests)
+        if self.cfg.flood and any(g.baselines for g in self.cfg.groups) and env.split.val is None:
+            raise ConfigError("flood: true floods the revocable rows at the held-out level: add data.validation=N "
+                              "to train_overrides")  # fmt: skip
         sc = self.cfg.sequential
         if sc.count:
             k = round(DeletionRequest.parse(sc.request.partition(" in ")[0]).fraction * n)  # type: ignore[operator]
