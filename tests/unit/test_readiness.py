@@ -263,6 +263,29 @@ def test_frozen_parameters_stay_out_of_the_inner_loop_and_get_no_gradient():
     assert model[1].weight.grad is None and model[3].weight.grad is not None
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_simulated_relearning_attack_matches_a_plain_torch_optim_loop(optimizer):
+    """The resistance term's θ'' is the real attack's: ``relearn_steps`` steps of torch.optim SGD / Adam at
+    ``relearn_alpha`` on ``relearn_size`` forget samples, from θ'_k, scored on the other forget samples."""
+    model = _mlp()
+    batch = _batch()
+    cfg = from_dict(ReadyConfig, {**FIXED, "resistance": 1.0, "cap": 50.0, "relearn_size": 6, "relearn_steps": 3,
+                                  "relearn_alpha": 0.02, "relearn_optimizer": optimizer})  # fmt: skip
+    _, parts = readiness_loss(build_method({"name": "ga"}, TASK), model, batch, cfg)
+    attacked = copy.deepcopy(model)
+    attacked.load_state_dict(_sgd_reference(model, "ga", batch, steps=1, lr=0.01), strict=False)
+    opt = (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)(attacked.parameters(), lr=0.02)
+    for _ in range(3):
+        loss = TASK.loss(attacked, batch.forget_x[:6], batch.forget_y[:6])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    expected = TASK.loss(attacked.eval(), batch.forget_x[6:], batch.forget_y[6:]).item()
+    assert parts["forget_relearned"] == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(ConfigError, match="relearn_optimizer"):
+        from_dict(ReadyConfig, {"relearn_optimizer": "rmsprop"})
+
+
 def test_readiness_loss_parts_and_cap():
     model = _mlp()
     batch = _batch()

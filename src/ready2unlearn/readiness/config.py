@@ -101,6 +101,9 @@ class ReadyConfig:
             scored on the *other* samples of F, as the real attack is scored on held-out forget samples.
         relearn_alpha: Step size of the simulated relearning steps; ``null`` = ``alpha``.
         relearn_steps: Simulated relearning steps (the real attack takes several).
+        relearn_optimizer: How the simulated relearning steps move: ``sgd`` or ``adam`` (the attack's own
+            optimiser; its steps are ``relearn_alpha`` per coordinate whatever the gradient's scale, so a model
+            cannot resist them by flattening its loss around the unlearned point).
         inner_optimizer: How the simulated unlearning steps move: ``sgd`` (plain steps, the default) or
             ``method`` (the deployment method's own optimiser: with ``adam`` the steps ``torch.optim.Adam``
             takes, so α measured as Adam's ``lr × steps`` is the same distance; see
@@ -143,6 +146,8 @@ class ReadyConfig:
     relearn_alpha: float | None = None
     relearn_steps: int = 1
     # Omitted from the config's dict while unset, so the cache keys of every ready model trained before stay valid.
+    relearn_optimizer: Literal["sgd", "adam"] = field(default="sgd", metadata=OMIT_UNSET)
+    # Omitted from the config's dict while unset, so the cache keys of every ready model trained before stay valid.
     inner_optimizer: Literal["sgd", "method"] = field(default="sgd", metadata=OMIT_UNSET)
     score_mode: Literal["eval", "train"] = "eval"
     dual: bool | None = None
@@ -171,6 +176,7 @@ class ReadyConfig:
         else:
             check(self.cap is None or self.cap > 0, f"ready.cap must be positive, got {self.cap}")
         check(self.inner_optimizer in ("sgd", "method"), "ready.inner_optimizer must be sgd or method")
+        check(self.relearn_optimizer in ("sgd", "adam"), "ready.relearn_optimizer must be sgd or adam")
         check(self.calibration in ("full", "fast"), f"ready.calibration must be full or fast, got {self.calibration!r}")
         if isinstance(self.alpha, str):
             check(self.alpha == "auto", f"ready.alpha must be a positive number or auto, got {self.alpha!r}")

@@ -35,7 +35,7 @@ from ready2unlearn.readiness.dual import DualLambda
 from ready2unlearn.readiness.inner import (
     CurrentModelReference,
     buffer_copies,
-    sgd_step,
+    simulate_steps,
     simulate_unlearning,
     trainable_params,
 )
@@ -113,12 +113,14 @@ def readiness_loss(
         # The simulated attack mirrors the real one: fine-tune on a few forget samples for several steps,
         # then score the *other* forget samples (scoring the relearned ones would only measure memorisation).
         m = min(cfg.relearn_size, len(fy) - 1)
-        relearned = theta_k
-        for _ in range(cfg.relearn_steps):
+
+        def attack_loss(params: dict[str, torch.Tensor], _: int) -> torch.Tensor:
             with _mode(model, train=True):
-                attack_loss = task.loss(model, fx[:m], fy[:m], {**buffers, **relearned})
-            relearned = sgd_step(attack_loss, relearned, cfg.relearn_alpha or cfg.alpha,  # type: ignore[arg-type]
-                                 create_graph=not cfg.first_order)  # fmt: skip
+                return task.loss(model, fx[:m], fy[:m], {**buffers, **params})
+
+        relearned = simulate_steps(attack_loss, theta_k, steps=cfg.relearn_steps,
+                                   alpha=cfg.relearn_alpha or cfg.alpha,  # type: ignore[arg-type]
+                                   first_order=bool(cfg.first_order), optimizer=cfg.relearn_optimizer)  # fmt: skip
         forget_relearned = ce(relearned, fx[m:], fy[m:])
         total = total - forget_weight * cfg.resistance * forget_relearned.clamp(max=cap)
         parts["forget_relearned"] = forget_relearned.item()
