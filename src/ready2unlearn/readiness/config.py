@@ -58,7 +58,8 @@ class ReadyConfig:
 
         L_ready = λ2·CE(θ'_k; R) − λ1·min(CE(θ'_k; F), cap) − λ3·min(CE(θ''; F), cap)
 
-    with θ'' one simulated relearning step on ``relearn_size`` samples of F from θ'_k.
+    with θ'' the point ``relearn_steps`` simulated relearning steps (SGD, or the attack's Adam) on ``relearn_size``
+    samples of F reach from θ'_k.
 
     Attributes:
         method: The unlearning method that will serve requests (``ga``, ``grad_diff``, ``ga_kl``, ``npo``,

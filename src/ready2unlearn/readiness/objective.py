@@ -7,8 +7,9 @@ Ready2Unlearn (Duan, Yang, Abbasi, Tam 2025, arXiv 2505.10845), in the form of D
                − λ1 · min(CE(θ'_k; F), c)               efficiency: forgetting reached within k steps
                − λ3 · min(CE(θ''; F), c)                resistance: still forgotten after relearning
 
-θ'_k comes from :func:`~ready2unlearn.readiness.inner.simulate_unlearning`; θ'' is one simulated
-relearning step (descent on ``relearn_size`` forget samples) from θ'_k. Capping the forget terms at c
+θ'_k comes from :func:`~ready2unlearn.readiness.inner.simulate_unlearning`; θ'' is where ``relearn_steps``
+simulated relearning steps (descent on ``relearn_size`` forget samples, SGD or the attack's Adam) lead from
+θ'_k, scored on the other forget samples. Capping the forget terms at c
 matters: past the cap there is no gradient, so readiness stops pushing once a simulated request is
 honoured instead of making the model ever more fragile.
 """
