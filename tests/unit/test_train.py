@@ -210,3 +210,46 @@ def test_fit_config_is_the_loop_share_of_train_config():
     cfg = TrainConfig(epochs=3, batch_size=16, seed=7, grad_clip=1.0)
     assert FitConfig.from_train_config(to_dict(cfg)) == FitConfig.of(cfg)
     assert FitConfig.of(cfg, epochs=1).epochs == 1 and FitConfig.of(cfg).optim == cfg.optim
+
+
+def test_r2u_train_downweights_the_revocable_rows_as_the_bench_baseline_does(tmp_path):
+    from ready2unlearn.data.registry import load_split
+    from ready2unlearn.errors import ConfigError
+    from ready2unlearn.readiness.baselines import fit_downweighted
+    from ready2unlearn.readiness.sampler import RevocableSet
+    from ready2unlearn.runtime import seed_everything
+
+    raw = {"epochs": 2, "model": {"name": "mlp", "hidden": [16]}, "downweight": {"revocable": "class:3,5"}}
+    cfg = from_dict(TrainConfig, raw)
+    card = run(cfg, tmp_path / "dw", show_progress=False)
+    assert card["downweight"] == {"revocable": "class:3,5", "weight": 0.1, "rows": card["downweight"]["rows"]}
+    split = load_split(cfg.data)
+    pool = RevocableSet.resolve(split.train, "class:3,5", 10).pool
+    assert card["downweight"]["rows"] == len(pool) > 0
+    seed_everything(cfg.seed)
+    reference = build_model(cfg.model, split.spec)
+    fit_downweighted(reference, split.train, None, cfg, pool.tolist(), 0.1)
+    trained = load_checkpoint(tmp_path / "dw").model
+    for a, b in zip(reference.state_dict().values(), trained.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    plain = run(from_dict(TrainConfig, {k: v for k, v in raw.items() if k != "downweight"}), tmp_path / "plain",
+                show_progress=False)  # fmt: skip
+    assert plain["metrics"] != card["metrics"] and "downweight" not in plain["config"]
+    with pytest.raises(ConfigError, match=r"downweight\.weight"):
+        from_dict(TrainConfig, {**raw, "downweight": {"revocable": "class:3", "weight": 1.5}})
+    with pytest.raises(ConfigError, match="must name the revocable rows"):
+        from_dict(TrainConfig, {**raw, "downweight": {"weight": 0.5}})
+    with pytest.raises(ConfigError, match="sisa"):
+        from_dict(TrainConfig, {**raw, "sisa": {"shards": 2}})
+
+
+def test_cli_downweight_flags_become_the_config(tmp_path, monkeypatch):
+    from ready2unlearn.artifacts import read_card
+    from ready2unlearn.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--dataset", "digits", "--model", "mlp", "--epochs", "1", "-q", "--downweight", "class:3"]
+    assert main([*args, "--downweight.weight", "0.25", "--out", "m"]) == 0
+    card = read_card(tmp_path / "m")
+    assert card["config"]["downweight"] == {"revocable": "class:3", "weight": 0.25} and card["downweight"]["rows"] > 0
+    assert main([*args[:-2], "--downweight.weight", "0.25", "--out", "n"]) == 2  # a weight without rows: refused

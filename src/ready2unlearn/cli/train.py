@@ -61,6 +61,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--ready", action="store_true", help="train with the readiness objective (shipped defaults)")
     for flag, kind, text in READY_FLAGS:
         g.add_argument(f"--ready.{flag}", dest=f"ready_{flag}", type=kind, metavar=flag.upper(), help=text)
+    g = p.add_argument_group("down-weighting the revocable rows (prepares for random requests)")
+    g.add_argument(
+        "--downweight",
+        metavar="SPEC",
+        help="revocable rows whose loss is down-weighted, as a request "
+        "spec (random:0.3@7, class:3,5, samples:ids.txt); shortcut for downweight.revocable=",
+    )
+    g.add_argument(
+        "--downweight.weight", dest="downweight_weight", type=float, metavar="W", help="their loss weight (default 0.1)"
+    )
     g = p.add_argument_group("SISA training (exact unlearning by shard retraining; Bourtoule et al. 2021)")
     for flag, kind, text in SISA_FLAGS:
         g.add_argument(f"--sisa.{flag}", dest=f"sisa_{flag}", type=kind, metavar=flag.upper(), help=text)
@@ -123,6 +133,10 @@ def shortcut_overrides(args: argparse.Namespace) -> list[str]:
         "device": args.device, "data.data_dir": args.data_dir,
     }  # fmt: skip
     out = [f"{k}={v}" for k, v in pairs.items() if v is not None]
+    if getattr(args, "downweight", None):
+        out.append(f"downweight.revocable={json.dumps(args.downweight)}")
+    if getattr(args, "downweight_weight", None) is not None:
+        out.append(f"downweight.weight={args.downweight_weight}")
     # Column names are quoted so YAML keeps them strings ("2024", "true" and "a: b" are column names too).
     columns = {"data.label_col": args.label_col, "data.id_col": args.id_col, "data.group_col": args.group_col}
     return out + [f"{k}={json.dumps(v)}" for k, v in columns.items() if v is not None]

@@ -44,6 +44,7 @@ from ready2unlearn.errors import ConfigError, R2UError
 from ready2unlearn.models.registry import ModelConfig, build_model, count_parameters
 from ready2unlearn.models.vision import MLPConfig
 from ready2unlearn.optim import OptimConfig
+from ready2unlearn.readiness.baselines import DownweightConfig
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.objective import ReadinessObjective
 from ready2unlearn.runtime import resolve_device, seed_everything
@@ -69,6 +70,9 @@ class TrainConfig:
             ``accelerate launch``, every process takes its share of each batch and gradients are averaged
             across processes (DDP on GPUs or machines); ``batch_size`` stays the global batch. On one
             process it is the plain loop.
+        downweight: Multiply the loss of the revocable rows by a weight < 1 (``null`` = off): what prepares a
+            model for random requests best in the readiness benchmark (see
+            :class:`~ready2unlearn.readiness.baselines.DownweightConfig`). Recorded in the card.
         sisa: Train a SISA ensemble (Bourtoule et al. 2021) instead of one model: ``shards`` constituents,
             each fed its shard in ``slices`` checkpointed slices, so a deletion retrains only the shards that
             held the deleted rows, from their last clean slice (``r2u unlearn --method sisa``, exact).
@@ -86,6 +90,8 @@ class TrainConfig:
     ready: ReadyConfig | None = None
     accelerate: bool = False
     sisa: SisaConfig | None = field(default=None, metadata=OMIT_UNSET)
+    # Omitted from the config's dict while unset, so the cache keys of every model trained before stay valid.
+    downweight: DownweightConfig | None = field(default=None, metadata=OMIT_UNSET)
 
     def __post_init__(self) -> None:
         if self.ready is not None:
@@ -98,6 +104,7 @@ class TrainConfig:
         check(self.epochs > 0, f"epochs must be positive, got {self.epochs}")
         check(self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}")
         check(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be positive or null")
+        check(self.sisa is None or self.downweight is None, "sisa training cannot be combined with downweight")
         check(self.sisa is None or (self.ready is None and not self.accelerate),
               "sisa training cannot be combined with ready or accelerate (SISA makes deletions exact; it trains "
               "its constituents one after another)")  # fmt: skip
@@ -198,11 +205,15 @@ def _train_and_save(
                                        heldout=heldout)  # fmt: skip
     if not resuming:
         shutil.rmtree(state_dir, ignore_errors=True)  # a replaced (--overwrite) run's state must not live on
+    weights = None if cfg.downweight is None else cfg.downweight.sample_weight(split.train, split.spec.num_classes)
     result = fit(model, split.train, split.test, cfg, state_dir=state_dir, resume_from_state=resuming,
                  allow_extend=allow_extend, show_progress=show_progress, on_epoch=on_epoch,
-                 regularizer=objective)  # fmt: skip
+                 regularizer=objective, sample_weight=weights)  # fmt: skip
     if objective is not None:
         extra_card = {**(extra_card or {}), "readiness": objective.summary(split.train)}
+    if cfg.downweight is not None:
+        rows = len(cfg.downweight.pool(split.train, split.spec.num_classes))
+        extra_card = {**(extra_card or {}), "downweight": {**to_dict(cfg.downweight), "rows": rows}}
     card = ModelCard(
         producer=producer,
         config=to_dict(cfg),
