@@ -4,12 +4,12 @@ Launch: ``r2u ready-bench fashion-ready --out runs/ready-fashion`` (presets in `
 
 Per seed it trains the standard model, one ready model per *group* (a readiness configuration: request
 kind plus revocable set, or the whole-data pool), and for groups with baselines the down-weighting,
-negative-training and DP-SGD models. Per group and request it retrains the gold model, then every
-unlearning method serves the request on every variant under the stop rule of the request's kind (class:
-forget accuracy ≤ the retrained model's + tolerance; random / sample / group: forget loss ≥ the retrained
-model's) and the same budget; each run records steps, whether it reached the target (a run that did not is
-censored), metrics after unlearning with membership inference and the gaps to the retrained model, and the
-relearning attack (seeded per bench seed, and run on the retrained model as the floor).
+negative-training, DP-SGD (and, with ``flood``, pool-flooding) models. Per group and request it retrains the
+gold model, then every unlearning method serves the request on every variant under the stop rule of the
+request's kind (class: forget accuracy ≤ the retrained model's + tolerance; random / sample / group: forget
+loss ≥ the retrained model's) and the same budget; each run records steps, whether it reached the target (a
+run that did not is censored), metrics after unlearning with membership inference and the gaps to the retrained
+model, and the relearning attack (seeded per bench seed, and run on the retrained model as the floor).
 
 Caching (:mod:`ready2unlearn.recipes.cache`): models under ``models/seed<S>/<name>-<hash>``, unlearning runs
 under ``shared/`` (runs of models every group shares — standard, DP — are computed once per request) and
