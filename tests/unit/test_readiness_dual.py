@@ -216,8 +216,11 @@ def test_fast_calibration_judges_fewer_samples_less_often(monkeypatch):
     # Same simulated requests; the stop is only resolved to the check cadence, so the steps agree within it.
     assert out["fast"].forget_sizes == out["full"].forget_sizes
     assert all(abs(a - b) <= 4 for a, b in zip(out["fast"].steps, out["full"].steps, strict=True))
-    # calibration=full is the default and is left out of the config's dict (old cache keys stay valid).
+    # Unset, it is left out of the config's dict and resolves per request kind: fast for class requests.
     assert "calibration" not in to_dict(ReadyConfig()) and to_dict(cfg)["calibration"] == "fast"
+    assert ReadyConfig(kind="class").resolved().calibration == "fast"
+    assert ReadyConfig(kind="random").resolved().calibration == "full"
+    assert ReadyConfig(kind="class", calibration="full").resolved().calibration == "full"
     with pytest.raises(ConfigError, match="calibration"):
         ReadyConfig(calibration="slow")  # type: ignore[arg-type]
 
