@@ -89,9 +89,10 @@ class PoolFlooding:
             return losses.mean()
         pool = losses[mask].mean()
         stats = self.epochs.setdefault(epoch, {"batches": 0, "below": 0, "pool_loss_sum": 0.0})
+        value = pool.item()  # one device sync per step, for the card's statistics
         stats["batches"] += 1
-        stats["below"] += int(pool.item() < level)
-        stats["pool_loss_sum"] += pool.item()
+        stats["below"] += int(value < level)
+        stats["pool_loss_sum"] += value
         flooded = (pool - level).abs() + level
         return (losses[~mask].sum() + k * flooded) / len(losses)
 
