@@ -103,6 +103,12 @@ def ready_knobs(random_cap: str) -> dict[str, dict[str, Any]]:
     return {"class": READY["class"], "random": random}
 
 
+def ready_config(knobs: dict[str, dict[str, Any]], kind: str, variant: str = "ready") -> ReadyConfig:
+    """The readiness config of a ``ready`` model (the deployment GA at the kind's lr) or a ``negtrain`` one."""
+    extra = {"method": {"name": "ga", "lr": METHOD_LR[kind]}} if variant == "ready" else {"alpha": 0.01}
+    return from_dict(ReadyConfig, {**knobs[kind], **extra})
+
+
 def carve_validation(train: ArrayDataset, rows: int) -> tuple[ArrayDataset, ArrayDataset]:
     """``(training rows, validation rows)``: a class-balanced split seeded like the data (seed 0)."""
     held = stratified_subset(train.labels, rows, 0)
@@ -122,12 +128,12 @@ def trained(kind: str, seed: int, train: ArrayDataset, test: ArrayDataset, retai
     elif kind == "retrained":
         fit(model, retain, None, cfg, show_progress=False)  # type: ignore[arg-type]
     elif kind.startswith("ready-"):
-        rcfg = from_dict(ReadyConfig, {**ready[kind[6:]], "method": {"name": "ga", "lr": METHOD_LR[kind[6:]]}})
+        rcfg = ready_config(ready, kind[6:])
         obj = ReadinessObjective(rcfg.for_epochs(cfg.epochs), train, CLASSES, seed, heldout=heldout)
         fit(model, train, None, cfg, show_progress=False, regularizer=obj)
         info = obj.summary(train)
     elif kind.startswith("negtrain-"):
-        rcfg = from_dict(ReadyConfig, {**ready[kind[9:]], "alpha": 0.01})
+        rcfg = ready_config(ready, kind[9:], "negtrain")
         obj = NegativeTrainingObjective(rcfg, train, CLASSES, seed, heldout=heldout)
         fit(model, train, None, cfg, show_progress=False, regularizer=obj)
         info = obj.summary(train)
@@ -264,8 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
     train, test = tabular_data()
     out = HERE if args.random_cap == "shipped" else HERE.parent / "random_cap" / "tabular"
+    knobs = ready_knobs(args.random_cap)
+    # The resolved configs, so a changed shipped default (readiness/config.py KIND_DEFAULTS) is a new cache key.
+    resolved = {f"{v}-{k}": to_dict(ready_config(knobs, k, v).resolved()) for k in knobs for v in ("ready", "negtrain")}
     settings = {
-        "ready": ready_knobs(args.random_cap),
+        "ready": knobs,
+        "resolved": resolved,
         "method_lr": METHOD_LR,
         "requests": REQUESTS,
         "validation": VALIDATION if args.random_cap == "heldout" else 0,
