@@ -158,9 +158,14 @@ class DownweightConfig:
 
     def sample_weight(self, train: ArrayDataset, num_classes: int) -> torch.Tensor:
         """Per-row loss weights aligned with ``train``: ``weight`` on the revocable rows, 1 elsewhere."""
-        w = torch.ones(len(train))
-        w[self.pool(train, num_classes)] = self.weight
-        return w
+        return row_weights(len(train), self.pool(train, num_classes), self.weight)
+
+
+def row_weights(n: int, positions: torch.Tensor | list[int], weight: float) -> torch.Tensor:
+    """``n`` loss weights: ``weight`` at ``positions``, 1 elsewhere."""
+    w = torch.ones(n)
+    w[torch.as_tensor(positions, dtype=torch.long)] = weight
+    return w
 
 
 def fit_downweighted(model: nn.Module, train: ArrayDataset, test: ArrayDataset | None, cfg: FitSettings,
@@ -173,9 +178,15 @@ def fit_downweighted(model: nn.Module, train: ArrayDataset, test: ArrayDataset |
     """
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"down-weighting needs a weight in [0, 1], got {weight}")
-    w = torch.ones(len(train))
-    w[torch.as_tensor(positions, dtype=torch.long)] = weight
-    return fit(model, train, test, cfg, task=task, show_progress=False, sample_weight=w)
+    return fit(
+        model,
+        train,
+        test,
+        cfg,
+        task=task,
+        show_progress=False,
+        sample_weight=row_weights(len(train), positions, weight),
+    )
 
 
 def fit_neftune(model: nn.Module, train: ArrayDataset, test: ArrayDataset | None, cfg: FitSettings, alpha: float,
