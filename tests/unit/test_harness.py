@@ -53,15 +53,16 @@ def test_ready_bench_names_are_pinned(tmp_path, monkeypatch):
     monkeypatch.setattr(ReadyBenchRunner, "_cost", lambda self, *a: None)  # the cost probe would train the models
     runner = ReadyBenchRunner(from_dict(ReadyBenchConfig, READY), tmp_path, "pin", False, report=lambda r, o: None)
     runner.run()  # plans every cell; nothing is trained
-    # The ready and negtrain keys (and so the cells) changed once on purpose, when class requests' α measurement
-    # default became calibration=fast (a changed default must retrain, never reuse).
+    # The ready and negtrain keys (and so the cells) changed on purpose, when class requests' α measurement
+    # default became calibration=fast and when ready.score_mode's default became mixed (a changed default must
+    # retrain, never reuse).
     assert sorted(p.name for p in (tmp_path / "cells").iterdir()) == [
-        "class-in-seed0-ff7d03e31dee.json", "class-out-seed0-5a9ceab698c3.json"]  # fmt: skip
+        "class-in-seed0-673126c1cca3.json", "class-out-seed0-e7f49b329c12.json"]  # fmt: skip
     assert not (tmp_path / "models").exists()
     env = runner.classifier.env(0)
     variants = runner._variants(env, 0, runner.cfg.groups[0])
     assert {k: v.key for k, v in variants.items()} == {
-        "standard": "f85ac5f7914e", "ready": "f3d22b0dfe03", "downweight": "afdb87d06bc4", "negtrain": "cf279f03ce56",
+        "standard": "f85ac5f7914e", "ready": "8e63d32b54ec", "downweight": "afdb87d06bc4", "negtrain": "a74f7709524e",
         "dp": "514d31f9eef0"}  # fmt: skip
     standard = runner.classifier.model_config(env, "standard", {})
     assert runner.classifier.models.path(0, "standard", standard) == tmp_path / "models/seed0/standard-f85ac5f7914e"

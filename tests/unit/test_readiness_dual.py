@@ -63,7 +63,7 @@ def test_eval_scoring_sees_the_model_as_the_stop_rule_does():
     model, batch = _trained_bn_net(), _one_class_batch()
     for norm_stats in ("frozen", "update"):
         cfg = ReadyConfig(kind="class", alpha=1e-12, dual=False, retention=1.0, efficiency=1.0, cap=100.0,
-                          method={"name": "ga", "norm_stats": norm_stats})  # fmt: skip
+                          method={"name": "ga", "norm_stats": norm_stats}, score_mode="eval")  # fmt: skip
         _, parts = readiness_loss(build_method(cfg.method, TASK), model, batch, cfg)
         # The simulated GA step runs as the deployed unlearner does: with batch norm frozen (the default) the
         # state is scored with the model's own running statistics; with norm_stats=update they first take one
@@ -83,13 +83,44 @@ def test_eval_scoring_sees_the_model_as_the_stop_rule_does():
 def test_train_scoring_of_a_one_class_batch_differs_under_batchnorm():
     """The defect eval scoring fixes: BatchNorm normalises a one-class batch by its own statistics."""
     model, batch = _trained_bn_net(), _one_class_batch()
-    base = ReadyConfig(kind="class", alpha=1e-12, dual=False, cap=100.0)
+    base = ReadyConfig(kind="class", alpha=1e-12, dual=False, cap=100.0, score_mode="eval")
     torch.manual_seed(0)
     _, ev = readiness_loss(build_method(base.method, TASK), model, batch, base)
     torch.manual_seed(0)
     _, tr = readiness_loss(build_method(base.method, TASK), model, batch, dataclasses.replace(base, score_mode="train"))
     assert abs(ev["forget_after"] - tr["forget_after"]) > 0.05
     assert model.training  # the mode is restored
+
+
+def test_mixed_scoring_normalises_the_retain_batch_by_its_own_statistics():
+    """``mixed``: forget terms as the stop rule sees them; the retain term with batch statistics, no dropout."""
+    model, batch = _trained_bn_net(), _one_class_batch()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = ReadyConfig(kind="class", alpha=1e-12, dual=False, cap=100.0, score_mode="mixed")
+    loss, parts = readiness_loss(build_method(cfg.method, TASK), model, batch, cfg)
+    ref = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        want_f = F.cross_entropy(ref(batch.forget_x), batch.forget_y).item()  # running statistics
+        ref[2].train()  # the BatchNorm layer only: dropout stays off
+        want_r = F.cross_entropy(ref(batch.retain_x), batch.retain_y).item()
+    assert parts["forget_after"] == pytest.approx(want_f, rel=1e-4)
+    assert parts["retain_after"] == pytest.approx(want_r, rel=1e-4)
+    _, ev = readiness_loss(build_method(cfg.method, TASK), model, batch, dataclasses.replace(cfg, score_mode="eval"))
+    assert abs(ev["retain_after"] - parts["retain_after"]) > 1e-3  # it is a different scoring under BatchNorm
+    # The retain pass's running-statistics update reaches neither the model nor the forget scoring.
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert ev["forget_after"] == pytest.approx(parts["forget_after"], rel=1e-6)
+    loss.backward()  # the gradient flows through the batch statistics
+    assert model[1].weight.grad is not None and model[1].weight.grad.abs().sum() > 0
+    assert all(m.training for m in model.modules())  # every module's mode is restored
+
+
+def test_mixed_scoring_equals_eval_scoring_without_normalisation_layers():
+    model, batch = _mlp(), _one_class_batch()
+    cfg = ReadyConfig(kind="class", alpha=0.1, dual=False, cap=100.0, score_mode="mixed")
+    mixed, pm = readiness_loss(build_method(cfg.method, TASK), model, batch, cfg)
+    ev, pe = readiness_loss(build_method(cfg.method, TASK), model, batch, dataclasses.replace(cfg, score_mode="eval"))
+    assert mixed.item() == ev.item() and pm == pe
 
 
 # -- the dual λ -----------------------------------------------------------------------------------------------

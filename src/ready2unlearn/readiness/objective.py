@@ -85,6 +85,16 @@ def readiness_loss(
         with _mode(model, train=cfg.score_mode == "train"):
             return task.loss(model, x, y, {**buffers, **params})
 
+    def retain_ce(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if cfg.score_mode != "mixed":
+            return ce(params, x, y)
+        # A retain batch draws from every class, so its own statistics estimate the population's; normalising
+        # by them lets the gradient see the normalisation, as the task loss does. Through running statistics
+        # (constants to the gradient) the term fought the task loss: CIFAR-10 CNN 50.8% vs 62.1% standard.
+        # Copies, so the running-statistics update of this pass cannot reach the forget terms' scoring.
+        with _batch_stats_mode(model):
+            return task.loss(model, x, y, {**{k: v.clone() for k, v in buffers.items()}, **params})
+
     if not isinstance(cfg.cap, (int, float)):
         raise ConfigError(
             "readiness_loss needs a numeric ready.cap (initial / heldout are measured by ReadinessObjective)"
@@ -95,7 +105,7 @@ def readiness_loss(
     total = torch.zeros((), device=fx.device)
     parts: dict[str, float] = {}
     if cfg.retention > 0:
-        retain_after = ce(theta_k, batch.retain_x, batch.retain_y)
+        retain_after = retain_ce(theta_k, batch.retain_x, batch.retain_y)
         total = total + retention_weight * retain_after
         parts["retain_after"] = retain_after.item()
     forget_after = ce(theta_k, fx, fy)
@@ -134,6 +144,21 @@ def _unlearning_mode(method: UnlearningMethod, model: nn.Module) -> Iterator[Non
     """Puts ``model`` in the deployed unlearner's mode for the block and restores every module's mode after."""
     was = {m: m.training for m in model.modules()}
     method.train_mode(model)
+    try:
+        yield
+    finally:
+        for m, training in was.items():
+            m.train(training)
+
+
+@contextlib.contextmanager
+def _batch_stats_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode (no dropout) except normalisation layers, which use the batch's statistics; restored after."""
+    was = {m: m.training for m in model.modules()}
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._NormBase):
+            m.train(True)
     try:
         yield
     finally:
