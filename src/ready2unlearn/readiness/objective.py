@@ -140,10 +140,9 @@ def readiness_loss(
 
 
 @contextlib.contextmanager
-def _unlearning_mode(method: UnlearningMethod, model: nn.Module) -> Iterator[None]:
-    """Puts ``model`` in the deployed unlearner's mode for the block and restores every module's mode after."""
+def _modes_restored(model: nn.Module) -> Iterator[None]:
+    """Restores every module's train/eval mode after the block, whatever the block set."""
     was = {m: m.training for m in model.modules()}
-    method.train_mode(model)
     try:
         yield
     finally:
@@ -152,18 +151,22 @@ def _unlearning_mode(method: UnlearningMethod, model: nn.Module) -> Iterator[Non
 
 
 @contextlib.contextmanager
-def _batch_stats_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode (no dropout) except normalisation layers, which use the batch's statistics; restored after."""
-    was = {m: m.training for m in model.modules()}
-    model.eval()
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._NormBase):
-            m.train(True)
-    try:
+def _unlearning_mode(method: UnlearningMethod, model: nn.Module) -> Iterator[None]:
+    """Puts ``model`` in the deployed unlearner's mode for the block."""
+    with _modes_restored(model):
+        method.train_mode(model)
         yield
-    finally:
-        for m, training in was.items():
-            m.train(training)
+
+
+@contextlib.contextmanager
+def _batch_stats_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode (no dropout) except normalisation layers, which use the batch's statistics, for the block."""
+    with _modes_restored(model):
+        model.eval()
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._NormBase):
+                m.train(True)
+        yield
 
 
 @contextlib.contextmanager
