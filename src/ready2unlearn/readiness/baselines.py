@@ -156,10 +156,6 @@ class DownweightConfig:
         """Positions of the revocable rows in ``train``."""
         return torch.as_tensor(RevocableSet.resolve(train, self.revocable, num_classes).pool, dtype=torch.long)
 
-    def sample_weight(self, train: ArrayDataset, num_classes: int) -> torch.Tensor:
-        """Per-row loss weights aligned with ``train``: ``weight`` on the revocable rows, 1 elsewhere."""
-        return row_weights(len(train), self.pool(train, num_classes), self.weight)
-
 
 def row_weights(n: int, positions: torch.Tensor | list[int], weight: float) -> torch.Tensor:
     """``n`` loss weights: ``weight`` at ``positions``, 1 elsewhere."""

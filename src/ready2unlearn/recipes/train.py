@@ -44,7 +44,7 @@ from ready2unlearn.errors import ConfigError, R2UError
 from ready2unlearn.models.registry import ModelConfig, build_model, count_parameters
 from ready2unlearn.models.vision import MLPConfig
 from ready2unlearn.optim import OptimConfig
-from ready2unlearn.readiness.baselines import DownweightConfig
+from ready2unlearn.readiness.baselines import DownweightConfig, row_weights
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.objective import ReadinessObjective
 from ready2unlearn.runtime import resolve_device, seed_everything
@@ -205,15 +205,17 @@ def _train_and_save(
                                        heldout=heldout)  # fmt: skip
     if not resuming:
         shutil.rmtree(state_dir, ignore_errors=True)  # a replaced (--overwrite) run's state must not live on
-    weights = None if cfg.downweight is None else cfg.downweight.sample_weight(split.train, split.spec.num_classes)
+    weights = pool = None
+    if cfg.downweight is not None:  # the revocable rows are resolved once, for the weights and the card
+        pool = cfg.downweight.pool(split.train, split.spec.num_classes)
+        weights = row_weights(len(split.train), pool, cfg.downweight.weight)
     result = fit(model, split.train, split.test, cfg, state_dir=state_dir, resume_from_state=resuming,
                  allow_extend=allow_extend, show_progress=show_progress, on_epoch=on_epoch,
                  regularizer=objective, sample_weight=weights)  # fmt: skip
     if objective is not None:
         extra_card = {**(extra_card or {}), "readiness": objective.summary(split.train)}
-    if cfg.downweight is not None:
-        rows = len(cfg.downweight.pool(split.train, split.spec.num_classes))
-        extra_card = {**(extra_card or {}), "downweight": {**to_dict(cfg.downweight), "rows": rows}}
+    if cfg.downweight is not None and pool is not None:
+        extra_card = {**(extra_card or {}), "downweight": {**to_dict(cfg.downweight), "rows": len(pool)}}
     card = ModelCard(
         producer=producer,
         config=to_dict(cfg),
