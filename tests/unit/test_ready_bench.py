@@ -15,7 +15,13 @@ from ready2unlearn.config import from_dict, to_dict
 from ready2unlearn.data.registry import DataConfig, load_split
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.readiness import ReadinessObjective, ReadyConfig, RevocableSet
-from ready2unlearn.readiness.baselines import DPConfig, NegativeTrainingObjective, fit_downweighted, fit_dp_sgd
+from ready2unlearn.readiness.baselines import (
+    DPConfig,
+    NegativeTrainingObjective,
+    dp_incompatible_layers,
+    fit_downweighted,
+    fit_dp_sgd,
+)
 from ready2unlearn.readiness.cost import saved_tensor_bytes
 from ready2unlearn.recipes.ready_bench import ReadyBenchConfig, ReadyBenchRunner, reference_value, resolve_request
 from ready2unlearn.recipes.ready_bench_config import check_request_size
@@ -367,6 +373,23 @@ def test_dp_sgd_baseline_leaves_a_plain_module():
     copy.deepcopy(model)  # later unlearning deep-copies it
     with pytest.raises(ConfigError):
         DPConfig(max_grad_norm=0)
+
+
+def test_dp_sgd_refuses_batchnorm_before_a_step():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 4))
+    assert dp_incompatible_layers(model) == ["1 (BatchNorm1d)"] and dp_incompatible_layers(toy_model()) == []
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ConfigError, match=r"1 \(BatchNorm1d\).*dp=null"):
+        fit_dp_sgd(model, make_blobs(64, seed=0), None, toy_train_config(), DPConfig())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_dp_baseline_on_a_batchnorm_model_fails_at_the_bench_start(tmp_path):
+    mini = _mini([{**_group("c", 0.1), "baselines": True}], dp={"noise_multiplier": 1.0},
+                 train="digits-cnn", train_overrides=["epochs=1", "model.batch_norm=true"])  # fmt: skip
+    with pytest.raises(ConfigError, match=r"dp: DP-SGD cannot train .*BatchNorm2d.*set dp=null"):
+        ReadyBenchRunner(from_dict(ReadyBenchConfig, mini), tmp_path, "bn", False).run()
+    assert not (tmp_path / "models").exists()  # refused before anything was trained
 
 
 def test_negative_training_pushes_the_revocable_loss_up_to_the_cap():

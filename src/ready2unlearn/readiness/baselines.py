@@ -31,6 +31,7 @@ from ready2unlearn.config import check, to_dict
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.data.request import DeletionRequest
 from ready2unlearn.engine.fit import FitResult, FitSettings, final_metrics, fit
+from ready2unlearn.errors import ConfigError
 from ready2unlearn.optim import build_optimizer, build_scheduler
 from ready2unlearn.readiness.cap import CapResolver
 from ready2unlearn.readiness.config import ReadyConfig
@@ -59,6 +60,26 @@ class DPConfig:
         check(0 < self.delta < 1, "dp.delta must be in (0, 1)")
 
 
+def dp_incompatible_layers(model: nn.Module) -> list[str]:
+    """The layers of ``model`` that DP-SGD cannot train, named, with Opacus's reason (empty when it can).
+
+    BatchNorm is the common one: it mixes the samples of a batch, so no per-sample gradient bounds one sample's
+    influence. Checked before training, so a benchmark fails at its start, not hours in when the baseline's turn
+    comes.
+
+    Args:
+        model: The model DP-SGD would train.
+
+    Returns:
+        One ``"name (Type)"`` per layer Opacus's validator rejects, in module order.
+    """
+    from opacus.validators import ModuleValidator
+
+    # Opacus's errors do not name the layer, so each leaf is validated on its own.
+    return [f"{name} ({type(m).__name__})" for name, m in model.named_modules()
+            if not any(m.children()) and ModuleValidator.validate(m, strict=False)]  # fmt: skip
+
+
 def fit_dp_sgd(model: nn.Module, train: ArrayDataset, test: ArrayDataset | None, cfg: FitSettings,
                dp: DPConfig, task: Task | None = None) -> tuple[FitResult, float]:  # fmt: skip
     """Trains ``model`` in place with DP-SGD (Opacus, Poisson sampling, RDP accountant).
@@ -78,11 +99,18 @@ def fit_dp_sgd(model: nn.Module, train: ArrayDataset, test: ArrayDataset | None,
 
     Raises:
         ImportError: With an install hint when Opacus is missing (``pip install ready2unlearn[dp]``).
+        ConfigError: When the model has layers DP-SGD cannot train (BatchNorm), before any step.
     """
     try:
         from opacus import PrivacyEngine
     except ImportError as e:  # pragma: no cover - exercised only without the extra
         raise ImportError("DP-SGD needs Opacus: pip install 'ready2unlearn[dp]'") from e
+    bad = dp_incompatible_layers(model)
+    if bad:
+        raise ConfigError(f"DP-SGD cannot train {', '.join(bad)}: BatchNorm mixes the samples of a batch, so no "
+                          "per-sample gradient bounds one sample's influence. Use a model with GroupNorm or "
+                          "LayerNorm (opacus.validators.ModuleValidator.fix swaps them), or drop the DP baseline "
+                          "(dp=null).")  # fmt: skip
     from torch.utils.data import DataLoader, TensorDataset
 
     task = task or ClassificationTask(0)

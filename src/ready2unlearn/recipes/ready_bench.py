@@ -48,7 +48,12 @@ from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.evaluate.metrics import EvalOutputs, compute, gaps
 from ready2unlearn.progress import progress_bar
-from ready2unlearn.readiness.baselines import NegativeTrainingObjective, fit_downweighted, fit_dp_sgd
+from ready2unlearn.readiness.baselines import (
+    NegativeTrainingObjective,
+    dp_incompatible_layers,
+    fit_downweighted,
+    fit_dp_sgd,
+)
 from ready2unlearn.readiness.calibrate import Calibration, calibrate_alpha
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.cost import saved_tensor_bytes, state_bytes
@@ -269,7 +274,7 @@ class ReadyBenchRunner:
         return self.finish()
 
     def _check_requests(self, env: SeedEnv) -> None:
-        """Every request of the preset resolves to enough rows (DESIGN §6), and ``flood`` has its validation rows.
+        """Every request resolves to enough rows (DESIGN §6), ``flood`` has its validation rows, DP-SGD its layers.
 
         Raises:
             ConfigError: Otherwise, before anything is trained.
@@ -282,7 +287,11 @@ class ReadyBenchRunner:
                     env.split.train, env.split.spec.num_classes
                 )
                 check_request_size(spec, len(pos), n, self.cfg.allow_small_requests)
-        if self.cfg.flood and any(g.baselines for g in self.cfg.groups) and env.split.val is None:
+        baselines = any(g.baselines for g in self.cfg.groups)
+        if self.cfg.dp is not None and baselines and (bad := dp_incompatible_layers(env.factory())):
+            raise ConfigError(f"dp: DP-SGD cannot train this model's {', '.join(bad)} (BatchNorm mixes a batch's "
+                              "samples): set dp=null, or train a model without BatchNorm")  # fmt: skip
+        if self.cfg.flood and baselines and env.split.val is None:
             raise ConfigError("flood: true floods the revocable rows at the held-out level: add data.validation=N "
                               "to train_overrides")  # fmt: skip
         sc = self.cfg.sequential
