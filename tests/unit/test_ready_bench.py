@@ -19,6 +19,7 @@ from ready2unlearn.readiness.baselines import (
     DPConfig,
     NegativeTrainingObjective,
     dp_incompatible_layers,
+    dp_twin,
     fit_downweighted,
     fit_dp_sgd,
 )
@@ -384,12 +385,30 @@ def test_dp_sgd_refuses_batchnorm_before_a_step():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_a_dp_baseline_on_a_batchnorm_model_fails_at_the_bench_start(tmp_path):
-    mini = _mini([{**_group("c", 0.1), "baselines": True}], dp={"noise_multiplier": 1.0},
-                 train="digits-cnn", train_overrides=["epochs=1", "model.batch_norm=true"])  # fmt: skip
-    with pytest.raises(ConfigError, match=r"dp: DP-SGD cannot train .*BatchNorm2d.*set dp=null"):
-        ReadyBenchRunner(from_dict(ReadyBenchConfig, mini), tmp_path, "bn", False).run()
-    assert not (tmp_path / "models").exists()  # refused before anything was trained
+def test_dp_twin_swaps_batchnorm_for_groupnorm_and_leaves_other_models_alone():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten())
+    twin, swapped = dp_twin(model)
+    assert swapped == ["1 (BatchNorm2d)"] and isinstance(twin[1], torch.nn.GroupNorm)
+    assert isinstance(model[1], torch.nn.BatchNorm2d)  # the caller's model is not touched
+    assert torch.equal(twin[0].weight, model[0].weight) and dp_incompatible_layers(twin) == []
+    plain = toy_model()
+    assert dp_twin(plain) == (plain, [])
+
+
+def test_the_dp_baseline_of_a_batchnorm_model_trains_its_groupnorm_twin(tmp_path):
+    overrides = ["epochs=1", "model.batch_norm=true", "model.channels=[4,8]"]
+    mini = _mini([{**_group("c", 0.1), "baselines": True}], dp={"noise_multiplier": 1.0}, train="digits-cnn",
+                 train_overrides=overrides)  # fmt: skip
+    results = ReadyBenchRunner(from_dict(ReadyBenchConfig, mini), tmp_path, "bn", False).run()
+    (cell,) = results["cells"]
+    assert {r["variant"] for r in cell["runs"]} == {"standard", "ready", "dp"}
+    (folder,) = [p.parent for p in (tmp_path / "models").rglob("card.json") if p.parent.name.startswith("dp-")]
+    info = json.loads((folder / "card.json").read_text())["info"]
+    assert info["groupnorm_for"] and all("BatchNorm2d" in layer for layer in info["groupnorm_for"])
+    assert math.isfinite(info["epsilon"])
+    # Cached and reloaded into the twin, not the BatchNorm model (whose state_dict has running statistics).
+    again = ReadyBenchRunner(from_dict(ReadyBenchConfig, mini), tmp_path, "bn", False).run()
+    assert [r["steps"] for r in again["cells"][0]["runs"]] == [r["steps"] for r in cell["runs"]]
 
 
 def test_negative_training_pushes_the_revocable_loss_up_to_the_cap():

@@ -141,7 +141,8 @@ class ClassifierEnv:
         return cache_key(self.model_config(env, name, config))
 
     def model(self, env: SeedEnv, seed: int, name: str, config: dict[str, Any],
-              train: Callable[[nn.Module], dict[str, Any]], keep: bool = False) -> Trained:  # fmt: skip
+              train: Callable[[nn.Module], dict[str, Any]], keep: bool = False,
+              build: Callable[[], nn.Module] | None = None) -> Trained:  # fmt: skip
         """A model cached in ``models/seed<seed>/<name>-<hash>``, trained by ``train(model) -> info``.
 
         Args:
@@ -151,9 +152,10 @@ class ClassifierEnv:
             config: Everything else the model depends on.
             train: Trains a freshly built model in place and returns its info.
             keep: Keep it in memory until ``self.models.clear()`` (else it is loaded anew on each call).
+            build: Builds the untrained model; default the seed's factory (DP-SGD's GroupNorm twin differs).
         """
         full = self.model_config(env, name, config)
-        return self.models.get(seed, name, full, env.factory, train, keep=keep)
+        return self.models.get(seed, name, full, build or env.factory, train, keep=keep)
 
     @staticmethod
     def train_plain(env: SeedEnv, model: nn.Module) -> dict[str, Any]:

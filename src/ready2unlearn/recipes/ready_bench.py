@@ -50,7 +50,7 @@ from ready2unlearn.evaluate.metrics import EvalOutputs, compute, gaps
 from ready2unlearn.progress import progress_bar
 from ready2unlearn.readiness.baselines import (
     NegativeTrainingObjective,
-    dp_incompatible_layers,
+    dp_twin,
     fit_downweighted,
     fit_dp_sgd,
 )
@@ -168,7 +168,7 @@ class ReadyBenchRunner:
                 flood = {"flood": {"revocable": rcfg.revocable, "level": "heldout", "start_epoch": flood_start(env)}}
                 specs["flood"] = (flood, lambda m: self._train_flood(env, seed, m, group))
             if cfg.dp is not None:
-                specs["dp"] = ({"dp": to_dict(cfg.dp)}, lambda m: self._train_dp(env, m))
+                specs["dp"] = ({"dp": to_dict(cfg.dp), **self._dp_swap(env)}, lambda m: self._train_dp(env, m))
         # Folders are named by variant and hash alone: groups (or sweep rows) with the same resolved config share
         # one model, whatever their names or positions.
         return {variant: _Variant(self.classifier.model_key(env, variant, conf),
@@ -177,7 +177,15 @@ class ReadyBenchRunner:
 
     def _loader(self, env, seed, variant, conf, train) -> Callable[[], Trained]:
         """Loads (or trains) the model on first use and keeps it in memory until the next seed."""
-        return lambda: self.classifier.model(env, seed, variant, conf, train, keep=True)
+        build = (lambda: dp_twin(env.factory())[0]) if variant == "dp" else None
+        return lambda: self.classifier.model(env, seed, variant, conf, train, keep=True, build=build)
+
+    @staticmethod
+    def _dp_swap(env: SeedEnv) -> dict[str, Any]:
+        """The layers DP-SGD's GroupNorm twin swaps (part of its key and card), or nothing for a model it trains."""
+        with torch.random.fork_rng(devices=[]):  # a throwaway build must not shift the seeded runs after it
+            swapped = dp_twin(env.factory())[1]
+        return {"groupnorm_for": swapped} if swapped else {}
 
     def _train_plain(self, env: SeedEnv, model: nn.Module) -> dict[str, Any]:
         return self.classifier.train_plain(env, model)
@@ -229,7 +237,8 @@ class ReadyBenchRunner:
 
     def _train_dp(self, env: SeedEnv, model: nn.Module) -> dict[str, Any]:
         r, eps = fit_dp_sgd(model, env.split.train, env.split.test, env.train_cfg, self.cfg.dp)  # type: ignore[arg-type]
-        return {"seconds": r.seconds, "metrics": r.metrics, "epsilon": eps, "dp": to_dict(self.cfg.dp)}
+        return {"seconds": r.seconds, "metrics": r.metrics, "epsilon": eps, "dp": to_dict(self.cfg.dp),
+                **self._dp_swap(env)}  # fmt: skip
 
     def _revocable(self, env: SeedEnv, group: ReadyGroup) -> RevocableSet:
         return RevocableSet.resolve(env.split.train, self.cfg.group_ready(group).revocable, env.split.spec.num_classes)
@@ -288,9 +297,8 @@ class ReadyBenchRunner:
                 )
                 check_request_size(spec, len(pos), n, self.cfg.allow_small_requests)
         baselines = any(g.baselines for g in self.cfg.groups)
-        if self.cfg.dp is not None and baselines and (bad := dp_incompatible_layers(env.factory())):
-            raise ConfigError(f"dp: DP-SGD cannot train this model's {', '.join(bad)} (BatchNorm mixes a batch's "
-                              "samples): set dp=null, or train a model without BatchNorm")  # fmt: skip
+        if self.cfg.dp is not None and baselines:
+            self._dp_swap(env)  # a layer with no DP-trainable replacement fails here, not hours in
         if self.cfg.flood and baselines and env.split.val is None:
             raise ConfigError("flood: true floods the revocable rows at the held-out level: add data.validation=N "
                               "to train_overrides")  # fmt: skip
