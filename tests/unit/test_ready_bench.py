@@ -406,6 +406,10 @@ def test_the_dp_baseline_of_a_batchnorm_model_trains_its_groupnorm_twin(tmp_path
     info = json.loads((folder / "card.json").read_text())["info"]
     assert info["groupnorm_for"] and all("BatchNorm2d" in layer for layer in info["groupnorm_for"])
     assert math.isfinite(info["epsilon"])
+    assert all(
+        r.get("groupnorm_for") == (info["groupnorm_for"] if r["variant"] == "dp" else None) for r in cell["runs"]
+    )
+    assert "GroupNorm twin" in (tmp_path / "report.md").read_text()
     # Cached and reloaded into the twin, not the BatchNorm model (whose state_dict has running statistics).
     again = ReadyBenchRunner(from_dict(ReadyBenchConfig, mini), tmp_path, "bn", False).run()
     assert [r["steps"] for r in again["cells"][0]["runs"]] == [r["steps"] for r in cell["runs"]]

@@ -353,7 +353,8 @@ class ReadyBenchRunner:
                 result = self._cached_run(env, seed, variant, var.key, model, views, mcfg, reference, ref_key,
                                           ref_metrics, kind)  # fmt: skip
                 runs.append({"variant": variant, "method": mcfg.name, "train_seconds": info["seconds"],
-                             "train_metrics": info.get("metrics", {}), "before": before, **result})  # fmt: skip
+                             "train_metrics": info.get("metrics", {}), "before": before, **result,
+                             **{k: info[k] for k in ("groupnorm_for",) if k in info}})  # fmt: skip
         return {
             "group": group.name, "setting": setting, "seed": seed, "spec": spec, "targeted": targeted,
             "request": request.describe(), "kind": kind, "views": views.sizes(),

@@ -102,6 +102,15 @@ def _negtrain_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def _twin_lines(cells: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A note when the DP-SGD baseline trained a GroupNorm twin of a BatchNorm model (it is not the same network)."""
+    swapped = next((r["groupnorm_for"] for c in cells for r in c["runs"] if r.get("groupnorm_for")), None)
+    if not swapped:
+        return []
+    return [f"`dp` is the model's GroupNorm twin: DP-SGD cannot train BatchNorm, so Opacus's fix swapped "
+            f"{', '.join(swapped)} for GroupNorm before DP-SGD training.", ""]  # fmt: skip
+
+
 def _stop_text(cfg: Mapping[str, Any]) -> str:
     stop = cfg["stop"]
     kinds = "; ".join(f"{k}: {', '.join(v)}" for k, v in cfg.get("stop_per_kind", {}).items())
@@ -256,7 +265,7 @@ def write_readiness_report(results: Mapping[str, Any], out_dir: str | Path) -> P
              "recovery) under the same seeded relearning attack.", "",
              f"## Targets ({'all met' if s['all_targets_met'] else tally or 'none'})", "",
              *targets_table(s["targets"]), "", "## Efficiency and utility", "", *_efficiency_table(s["rows"]), "",
-             "## Privacy and relearning", "", *_privacy_table(s["rows"]), "",
+             *_twin_lines(results["cells"]), "## Privacy and relearning", "", *_privacy_table(s["rows"]), "",
              *_negtrain_table(s.get("vs_negtrain", []))]  # fmt: skip
     if results.get("cost"):
         lines += _cost_lines(results["cost"])
