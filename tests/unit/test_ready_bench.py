@@ -393,9 +393,10 @@ def test_dp_twin_swaps_batchnorm_for_groupnorm_and_leaves_other_models_alone():
     assert torch.equal(twin[0].weight, model[0].weight) and dp_incompatible_layers(twin) == []
     plain = toy_model()
     assert dp_twin(plain) == (plain, [])
+    assert dp_incompatible_layers(model.eval()) == ["1 (BatchNorm2d)"]  # the mode is not what is judged
 
 
-def test_the_dp_baseline_of_a_batchnorm_model_trains_its_groupnorm_twin(tmp_path):
+def test_the_dp_baseline_of_a_batchnorm_model_trains_its_dp_trainable_twin(tmp_path):
     overrides = ["epochs=1", "model.batch_norm=true", "model.channels=[4,8]"]
     mini = _mini([{**_group("c", 0.1), "baselines": True}], dp={"noise_multiplier": 1.0}, train="digits-cnn",
                  train_overrides=overrides)  # fmt: skip
@@ -404,12 +405,10 @@ def test_the_dp_baseline_of_a_batchnorm_model_trains_its_groupnorm_twin(tmp_path
     assert {r["variant"] for r in cell["runs"]} == {"standard", "ready", "dp"}
     (folder,) = [p.parent for p in (tmp_path / "models").rglob("card.json") if p.parent.name.startswith("dp-")]
     info = json.loads((folder / "card.json").read_text())["info"]
-    assert info["groupnorm_for"] and all("BatchNorm2d" in layer for layer in info["groupnorm_for"])
+    assert info["dp_replaced"] and all("BatchNorm2d" in layer for layer in info["dp_replaced"])
     assert math.isfinite(info["epsilon"])
-    assert all(
-        r.get("groupnorm_for") == (info["groupnorm_for"] if r["variant"] == "dp" else None) for r in cell["runs"]
-    )
-    assert "GroupNorm twin" in (tmp_path / "report.md").read_text()
+    assert all(r.get("dp_replaced") == (info["dp_replaced"] if r["variant"] == "dp" else None) for r in cell["runs"])
+    assert "DP-trainable twin" in (tmp_path / "report.md").read_text()
     # Cached and reloaded into the twin, not the BatchNorm model (whose state_dict has running statistics).
     again = ReadyBenchRunner(from_dict(ReadyBenchConfig, mini), tmp_path, "bn", False).run()
     assert [r["steps"] for r in again["cells"][0]["runs"]] == [r["steps"] for r in cell["runs"]]

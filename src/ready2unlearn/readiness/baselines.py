@@ -60,49 +60,58 @@ class DPConfig:
         check(0 < self.delta < 1, "dp.delta must be in (0, 1)")
 
 
+def _opacus() -> Any:
+    """The ``opacus`` package, or an ImportError that says how to install it."""
+    try:
+        import opacus
+        import opacus.utils.module_utils
+        import opacus.validators
+    except ImportError as e:  # pragma: no cover - exercised only without the extra
+        raise ImportError("DP-SGD needs Opacus: pip install 'ready2unlearn[dp]'") from e
+    return opacus
+
+
 def dp_incompatible_layers(model: nn.Module) -> list[str]:
-    """The layers of ``model`` that DP-SGD cannot train, named, with Opacus's reason (empty when it can).
+    """The layers of ``model`` that DP-SGD cannot train, by name (empty when it can train them all).
 
     BatchNorm is the common one: it mixes the samples of a batch, so no per-sample gradient bounds one sample's
     influence. Checked before training, so a benchmark fails at its start, not hours in when the baseline's turn
-    comes.
+    comes. The same per-layer validators as Opacus's ``ModuleValidator`` over the same trainable layers, run one by
+    one because Opacus's own errors do not name the layer; unlike it, the model's train/eval mode is not judged.
 
     Args:
         model: The model DP-SGD would train.
 
     Returns:
-        One ``"name (Type)"`` per layer Opacus's validator rejects, in module order.
+        One ``"name (Type)"`` per layer a validator rejects, in module order.
     """
-    from opacus.validators import ModuleValidator
-
-    # Opacus's errors do not name the layer, so each leaf is validated on its own.
-    return [f"{name} ({type(m).__name__})" for name, m in model.named_modules()
-            if not any(m.children()) and ModuleValidator.validate(m, strict=False)]  # fmt: skip
+    opacus = _opacus()
+    validators = opacus.validators.ModuleValidator.VALIDATORS
+    return [f"{name} ({type(m).__name__})" for name, m in opacus.utils.module_utils.trainable_modules(model)
+            if type(m) in validators and validators[type(m)](m)]  # fmt: skip
 
 
 def dp_twin(model: nn.Module) -> tuple[nn.Module, list[str]]:
-    """``model`` as DP-SGD can train it: itself, or a copy with its BatchNorm layers swapped for GroupNorm.
+    """``model`` as DP-SGD can train it: itself, or a copy whose rejected layers Opacus's fixer replaced.
 
-    The swap is Opacus's own fixer (``ModuleValidator.fix``: ``GroupNorm(min(32, C), C)``), the standard route to
-    DP-SGD for a BatchNorm network (Abadi et al. 2016 trained without BatchNorm for the same reason). A benchmark
-    that compares DP-SGD with readiness as a way to *train* a model then compares what a practitioner would
-    deploy: the same network with the one change DP-SGD forces.
+    The replacement is Opacus's own (``ModuleValidator.fix``: ``GroupNorm(min(32, C), C)`` for BatchNorm, its DP
+    multi-head attention for ``nn.MultiheadAttention``), the usual route to DP-SGD for a BatchNorm network. A
+    benchmark that compares DP-SGD with readiness as a way to *train* a model then compares what a practitioner
+    would deploy: the same network with the one change DP-SGD forces.
 
     Args:
-        model: A freshly built model.
+        model: A freshly built model (not modified).
 
     Returns:
-        ``(model to train, layers that were swapped)``; the list is empty when ``model`` is returned as is.
+        ``(model to train, layers that were replaced)``; the list is empty when ``model`` is returned as is.
 
     Raises:
         ConfigError: When layers remain that DP-SGD cannot train after the swap.
     """
-    from opacus.validators import ModuleValidator
-
     swapped = dp_incompatible_layers(model)
     if not swapped:
         return model, []
-    fixed = ModuleValidator.fix(model)
+    fixed = _opacus().validators.ModuleValidator.fix(model)
     left = dp_incompatible_layers(fixed)
     if left:
         raise ConfigError(f"DP-SGD cannot train {', '.join(left)}, and Opacus has no drop-in replacement for it")
@@ -130,15 +139,13 @@ def fit_dp_sgd(model: nn.Module, train: ArrayDataset, test: ArrayDataset | None,
         ImportError: With an install hint when Opacus is missing (``pip install ready2unlearn[dp]``).
         ConfigError: When the model has layers DP-SGD cannot train (BatchNorm), before any step.
     """
-    try:
-        from opacus import PrivacyEngine
-    except ImportError as e:  # pragma: no cover - exercised only without the extra
-        raise ImportError("DP-SGD needs Opacus: pip install 'ready2unlearn[dp]'") from e
+    PrivacyEngine = _opacus().PrivacyEngine  # bound late: Opacus is an optional extra
     bad = dp_incompatible_layers(model)
     if bad:
-        raise ConfigError(f"DP-SGD cannot train {', '.join(bad)}: BatchNorm mixes the samples of a batch, so no "
-                          "per-sample gradient bounds one sample's influence. Train its GroupNorm twin "
-                          "(dp_twin), or drop the DP baseline (dp=null).")  # fmt: skip
+        raise ConfigError(f"DP-SGD cannot train {', '.join(bad)} (BatchNorm mixes the samples of a batch, so no "
+                          "per-sample gradient bounds one sample's influence). Train the model's twin with "
+                          "Opacus's replacements (dp_twin: GroupNorm for BatchNorm), or drop the DP baseline "
+                          "(dp=null).")  # fmt: skip
     from torch.utils.data import DataLoader, TensorDataset
 
     task = task or ClassificationTask(0)

@@ -152,7 +152,7 @@ class ClassifierEnv:
             config: Everything else the model depends on.
             train: Trains a freshly built model in place and returns its info.
             keep: Keep it in memory until ``self.models.clear()`` (else it is loaded anew on each call).
-            build: Builds the untrained model; default the seed's factory (DP-SGD's GroupNorm twin differs).
+            build: Builds the untrained model; default the seed's factory (DP-SGD's twin of a BatchNorm model differs).
         """
         full = self.model_config(env, name, config)
         return self.models.get(seed, name, full, build or env.factory, train, keep=keep)

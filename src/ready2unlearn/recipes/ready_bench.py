@@ -182,10 +182,10 @@ class ReadyBenchRunner:
 
     @staticmethod
     def _dp_swap(env: SeedEnv) -> dict[str, Any]:
-        """The layers DP-SGD's GroupNorm twin swaps (part of its key and card), or nothing for a model it trains."""
+        """The layers DP-SGD's twin replaces (part of its key and card), or nothing for a model DP-SGD can train."""
         with torch.random.fork_rng(devices=[]):  # a throwaway build must not shift the seeded runs after it
-            swapped = dp_twin(env.factory())[1]
-        return {"groupnorm_for": swapped} if swapped else {}
+            replaced = dp_twin(env.factory())[1]
+        return {"dp_replaced": replaced} if replaced else {}
 
     def _train_plain(self, env: SeedEnv, model: nn.Module) -> dict[str, Any]:
         return self.classifier.train_plain(env, model)
@@ -354,7 +354,7 @@ class ReadyBenchRunner:
                                           ref_metrics, kind)  # fmt: skip
                 runs.append({"variant": variant, "method": mcfg.name, "train_seconds": info["seconds"],
                              "train_metrics": info.get("metrics", {}), "before": before, **result,
-                             **{k: info[k] for k in ("groupnorm_for",) if k in info}})  # fmt: skip
+                             **{k: info[k] for k in ("dp_replaced",) if k in info}})  # fmt: skip
         return {
             "group": group.name, "setting": setting, "seed": seed, "spec": spec, "targeted": targeted,
             "request": request.describe(), "kind": kind, "views": views.sizes(),

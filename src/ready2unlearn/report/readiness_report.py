@@ -103,12 +103,12 @@ def _negtrain_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _twin_lines(cells: Sequence[Mapping[str, Any]]) -> list[str]:
-    """A note when the DP-SGD baseline trained a GroupNorm twin of a BatchNorm model (it is not the same network)."""
-    swapped = next((r["groupnorm_for"] for c in cells for r in c["runs"] if r.get("groupnorm_for")), None)
-    if not swapped:
+    """A note when the DP-SGD baseline trained a twin of the model (e.g. GroupNorm for BatchNorm): not the same net."""
+    replaced = next((r["dp_replaced"] for c in cells for r in c["runs"] if r.get("dp_replaced")), None)
+    if not replaced:
         return []
-    return [f"`dp` is the model's GroupNorm twin: DP-SGD cannot train BatchNorm, so Opacus's fix swapped "
-            f"{', '.join(swapped)} for GroupNorm before DP-SGD training.", ""]  # fmt: skip
+    return [f"`dp` is the model's DP-trainable twin: DP-SGD cannot train {', '.join(replaced)}, so Opacus's fix "
+            "replaced them (GroupNorm for BatchNorm) before DP-SGD training.", ""]  # fmt: skip
 
 
 def _stop_text(cfg: Mapping[str, Any]) -> str:
