@@ -409,7 +409,12 @@ def test_the_dp_baseline_of_a_batchnorm_model_trains_its_dp_trainable_twin(tmp_p
     assert math.isfinite(info["epsilon"])
     assert all(r.get("dp_replaced") == (info["dp_replaced"] if r["variant"] == "dp" else None) for r in cell["runs"])
     assert "DP-trainable twin" in (tmp_path / "report.md").read_text()
-    # Cached and reloaded into the twin, not the BatchNorm model (whose state_dict has running statistics).
+    # Reloaded into the twin, not the BatchNorm model (whose state_dict has running statistics): without the cell
+    # file the cell is rebuilt, and every variant's model is loaded from its cache folder again.
+    cell_files = list((tmp_path / "cells").glob("*.json"))
+    assert cell_files
+    for f in cell_files:
+        f.unlink()
     again = ReadyBenchRunner(from_dict(ReadyBenchConfig, mini), tmp_path, "bn", False).run()
     assert [r["steps"] for r in again["cells"][0]["runs"]] == [r["steps"] for r in cell["runs"]]
 
