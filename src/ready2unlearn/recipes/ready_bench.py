@@ -136,6 +136,7 @@ class ReadyBenchRunner:
         self.cells = CellCache(self.out)  # this run's cells, in order (the folder may hold other configs')
         self._extra_files: dict[str, Path] = {}
         self._cost_files: list[Path] = []
+        self._dp_replaced: list[str] | None = None  # see _dp_swap
 
     def _relearn_cfg(self, seed: int) -> RelearnConfig | None:
         return seeded_relearn(self.cfg.relearn, seed)
@@ -180,12 +181,15 @@ class ReadyBenchRunner:
         build = (lambda: dp_twin(env.factory())[0]) if variant == "dp" else None
         return lambda: self.classifier.model(env, seed, variant, conf, train, keep=True, build=build)
 
-    @staticmethod
-    def _dp_swap(env: SeedEnv) -> dict[str, Any]:
-        """The layers DP-SGD's twin replaces (part of its key and card), or nothing for a model DP-SGD can train."""
-        with torch.random.fork_rng(devices=[]):  # a throwaway build must not shift the seeded runs after it
-            replaced = dp_twin(env.factory())[1]
-        return {"dp_replaced": replaced} if replaced else {}
+    def _dp_swap(self, env: SeedEnv) -> dict[str, Any]:
+        """The layers DP-SGD's twin replaces (part of its key and card), or nothing for a model DP-SGD can train.
+
+        Found once per run: every seed builds the same architecture, so one throwaway build answers for all.
+        """
+        if self._dp_replaced is None:
+            with torch.random.fork_rng(devices=[]):  # a throwaway build must not shift the seeded runs after it
+                self._dp_replaced = dp_twin(env.factory())[1]
+        return {"dp_replaced": self._dp_replaced} if self._dp_replaced else {}
 
     def _train_plain(self, env: SeedEnv, model: nn.Module) -> dict[str, Any]:
         return self.classifier.train_plain(env, model)
