@@ -171,13 +171,10 @@ def _batch_stats_mode(model: nn.Module) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _mode(model: nn.Module, *, train: bool) -> Iterator[None]:
-    """Puts ``model`` in train or eval mode for the block and restores its mode after."""
-    was = model.training
-    model.train(train)
-    try:
+    """Puts ``model`` in train or eval mode for the block and restores its modules' modes after."""
+    with _modes_restored(model):
+        model.train(train)
         yield
-    finally:
-        model.train(was)
 
 
 class ReadinessObjective:
