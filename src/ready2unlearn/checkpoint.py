@@ -38,6 +38,9 @@ def load_checkpoint(ckpt_dir: str | Path, device: str = "cpu") -> Checkpoint:
         R2UError: If the directory is not a valid checkpoint, the weights are corrupt or do not fit the
             model, or the card does not describe a registered model (checkpoints of custom modules are
             loaded with :func:`ready2unlearn.artifacts.load_weights` into a module you build yourself).
+
+    A model trained with DP-SGD as the DP-trainable twin of a registered model (its card's ``info.dp_replaced``
+    names the layers Opacus swapped, e.g. GroupNorm for BatchNorm) is rebuilt as that twin.
     """
     card = read_card(ckpt_dir)
     try:
@@ -59,6 +62,21 @@ def load_checkpoint(ckpt_dir: str | Path, device: str = "cpu") -> Checkpoint:
             raise DataError(f"{ckpt_dir}: card.json has an unusable 'sisa' section ({e})") from None
         model: nn.Module = Ensemble([build_model(cfg, spec) for _ in range(shards)], aggregation).to(dev)
     else:
-        model = build_model(cfg, spec).to(dev)
+        model = _architecture(card, build_model(cfg, spec), ckpt_dir).to(dev)
     load_weights(model, ckpt_dir, dev)
     return Checkpoint(model, card, cfg, spec, Path(ckpt_dir))
+
+
+def _architecture(card: dict[str, Any], model: nn.Module, ckpt_dir: str | Path) -> nn.Module:
+    """The registered model, or its DP-trainable twin when the card says the weights are the twin's."""
+    info = card.get("info")
+    replaced = info.get("dp_replaced") if isinstance(info, dict) else None
+    if not replaced:
+        return model
+    from ready2unlearn.readiness.baselines import dp_twin  # needs Opacus, which only DP-SGD checkpoints require
+
+    twin, swapped = dp_twin(model)
+    if swapped != list(replaced):  # the registered model changed since: these weights are not its twin's
+        raise DataError(f"{ckpt_dir}: card.json says DP-SGD trained a twin with {replaced} replaced, "
+                        f"but today's model would have {swapped or 'nothing'} replaced")  # fmt: skip
+    return twin

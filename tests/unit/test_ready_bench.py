@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from ready2unlearn.checkpoint import load_checkpoint
 from ready2unlearn.cli.main import main
 from ready2unlearn.config import from_dict, to_dict
 from ready2unlearn.data.registry import DataConfig, load_split
-from ready2unlearn.errors import ConfigError
+from ready2unlearn.errors import ConfigError, DataError
 from ready2unlearn.readiness import ReadinessObjective, ReadyConfig, RevocableSet
 from ready2unlearn.readiness.baselines import (
     DPConfig,
@@ -409,6 +410,17 @@ def test_the_dp_baseline_of_a_batchnorm_model_trains_its_dp_trainable_twin(tmp_p
     assert math.isfinite(info["epsilon"])
     assert all(r.get("dp_replaced") == (info["dp_replaced"] if r["variant"] == "dp" else None) for r in cell["runs"])
     assert "DP-trainable twin" in (tmp_path / "report.md").read_text()
+    # The checkpoint loads outside the bench too, as the twin its card names.
+    loaded = load_checkpoint(folder).model
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in loaded.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in loaded.modules())
+    card = json.loads((folder / "card.json").read_text())
+    saved = (folder / "card.json").read_text()
+    card["info"]["dp_replaced"] = ["0 (BatchNorm2d)"]  # a card that does not match today's model
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(DataError, match="twin"):
+        load_checkpoint(folder)
+    (folder / "card.json").write_text(saved)
     # Reloaded into the twin, not the BatchNorm model (whose state_dict has running statistics): without the cell
     # file the cell is rebuilt, and every variant's model is loaded from its cache folder again.
     cell_files = list((tmp_path / "cells").glob("*.json"))
