@@ -356,6 +356,14 @@ def _sampler(**kw) -> RequestSampler:
     return RequestSampler(data, from_dict(ReadyConfig, kw), 4, seed=0)
 
 
+def test_preparing_for_random_requests_warns_what_the_benchmarks_measured(recwarn):
+    data = make_blobs(120, seed=0)
+    ReadinessObjective(ReadyConfig(kind="class", revocable="class:1", alpha=0.1), data, 4)
+    assert not [w for w in recwarn if "random requests" in str(w.message)]
+    with pytest.warns(UserWarning, match="random requests has not sped up unlearning.*--downweight"):
+        ReadinessObjective(ReadyConfig(kind="random", revocable="random:0.2@0", alpha=0.1), data, 4)
+
+
 def test_class_requests_come_from_the_revocable_classes_and_retain_excludes_them():
     s = _sampler(revocable="class:1,2", forget_size=8, retain_size=16)
     labels = s.train.labels

@@ -177,6 +177,15 @@ def _mode(model: nn.Module, *, train: bool) -> Iterator[None]:
         yield
 
 
+#: Said when readiness prepares for random requests: what the benchmarks measured (benchmarks/readiness/README.md).
+RANDOM_REQUESTS_WARNING = (
+    "readiness for random requests has not sped up unlearning on any model measured (digits, MNIST, tabular: "
+    "intervals include 1x) and slowed it on Fashion-MNIST (1.37x the GA steps) and CIFAR-10: the ready model fits "
+    "the revocable rows better, so there is farther to go. Down-weighting the pool (r2u train --downweight) was "
+    "faster; see benchmarks/readiness/README.md"
+)
+
+
 class ReadinessObjective:
     """The readiness term of one training run: draws requests and returns ``λ · L_ready`` when due.
 
@@ -211,6 +220,8 @@ class ReadinessObjective:
             raise ConfigError("ready.alpha=auto is measured on the model when readiness starts: set "
                               "ready.start_epoch ≥ 1 (train ≥ 2 epochs), give a number (ready.alpha=0.05), or "
                               "measure it on a standard model (r2u ready-tune)")  # fmt: skip
+        if cfg.kind == "random" and cfg.efficiency > 0:
+            warnings.warn(RANDOM_REQUESTS_WARNING, stacklevel=2)
         self.seed = seed
         self.train = train
         self.num_classes = num_classes
