@@ -179,10 +179,10 @@ def _mode(model: nn.Module, *, train: bool) -> Iterator[None]:
 
 #: Said when readiness prepares for random requests: what the benchmarks measured (benchmarks/readiness/README.md).
 RANDOM_REQUESTS_WARNING = (
-    "readiness for random requests has not sped up unlearning on any model measured (digits, MNIST, tabular: "
-    "intervals include 1x) and slowed it on Fashion-MNIST (1.37x the GA steps) and CIFAR-10: the ready model fits "
-    "the revocable rows better, so there is farther to go. Down-weighting the pool (r2u train --downweight) was "
-    "faster; see benchmarks/readiness/README.md"
+    "readiness for random requests has not sped up unlearning on any model measured (5 seeds each on digits, "
+    "MNIST, Fashion-MNIST and a tabular net: every interval includes 1x; Fashion-MNIST 1.37x the GA steps, CIFAR-10 "
+    "2.95x on its first seed): the ready model fits the revocable rows better, so there is farther to go. "
+    "Down-weighting the pool (r2u train --downweight) was faster; see benchmarks/readiness/README.md"
 )
 
 
