@@ -11,6 +11,7 @@ from torch import nn
 from ready2unlearn.artifacts import load_weights, read_card
 from ready2unlearn.data.base import DataSpec
 from ready2unlearn.errors import DataError
+from ready2unlearn.models.dp import dp_twin
 from ready2unlearn.models.ensemble import Ensemble
 from ready2unlearn.models.registry import ModelConfig, build_model, model_config
 from ready2unlearn.runtime import resolve_device
@@ -73,8 +74,6 @@ def _architecture(card: dict[str, Any], model: nn.Module, ckpt_dir: str | Path) 
     replaced = info.get("dp_replaced") if isinstance(info, dict) else None
     if not replaced:
         return model
-    from ready2unlearn.readiness.baselines import dp_twin  # needs Opacus, which only DP-SGD checkpoints require
-
     twin, swapped = dp_twin(model)
     if swapped != list(replaced):  # the registered model changed since: these weights are not its twin's
         raise DataError(f"{ckpt_dir}: card.json says DP-SGD trained a twin with {replaced} replaced, "

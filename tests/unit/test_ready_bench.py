@@ -15,15 +15,9 @@ from ready2unlearn.cli.main import main
 from ready2unlearn.config import from_dict, to_dict
 from ready2unlearn.data.registry import DataConfig, load_split
 from ready2unlearn.errors import ConfigError, DataError
+from ready2unlearn.models.dp import dp_incompatible_layers, dp_twin
 from ready2unlearn.readiness import ReadinessObjective, ReadyConfig, RevocableSet
-from ready2unlearn.readiness.baselines import (
-    DPConfig,
-    NegativeTrainingObjective,
-    dp_incompatible_layers,
-    dp_twin,
-    fit_downweighted,
-    fit_dp_sgd,
-)
+from ready2unlearn.readiness.baselines import DPConfig, NegativeTrainingObjective, fit_downweighted, fit_dp_sgd
 from ready2unlearn.readiness.cost import saved_tensor_bytes
 from ready2unlearn.recipes.ready_bench import ReadyBenchConfig, ReadyBenchRunner, reference_value, resolve_request
 from ready2unlearn.recipes.ready_bench_config import check_request_size

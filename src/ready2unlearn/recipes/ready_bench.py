@@ -47,13 +47,9 @@ from ready2unlearn.engine.unlearn import unlearn_model
 from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.evaluate.metrics import EvalOutputs, compute, gaps
+from ready2unlearn.models.dp import dp_twin
 from ready2unlearn.progress import progress_bar
-from ready2unlearn.readiness.baselines import (
-    NegativeTrainingObjective,
-    dp_twin,
-    fit_downweighted,
-    fit_dp_sgd,
-)
+from ready2unlearn.readiness.baselines import NegativeTrainingObjective, fit_downweighted, fit_dp_sgd
 from ready2unlearn.readiness.calibrate import Calibration, calibrate_alpha
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.cost import saved_tensor_bytes, state_bytes
