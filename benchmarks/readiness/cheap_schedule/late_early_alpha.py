@@ -24,7 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from ready2unlearn.report.stats import censored_ratio, paired_difference, paired_ratio
+from ready2unlearn.report.readiness import summarise_readiness
+from ready2unlearn.report.readiness_report import targets_table
 
 HERE = Path(__file__).parent
 SEEDS = (0, 1, 2, 3, 4)
@@ -54,46 +55,33 @@ def run(work: Path, reuse: Path | None) -> None:
             subprocess.run(["r2u", "ready-bench", str(out / "cfg.yaml"), "--out", str(out)], check=True)
 
 
-def _runs(cell: dict, method: str) -> tuple[dict, dict]:
-    runs = {(r["variant"], r["method"]): r for r in cell["runs"]}
-    return runs[("standard", method)], runs[("ready", method)]
-
-
-def _cells(folder: Path) -> dict[int, dict]:
-    return {c["seed"]: c for c in (json.loads(p.read_text()) for p in sorted(folder.glob("cells/*.json")))}
+def _cells(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("cells/*.json"))]
 
 
 def summary(work: Path, baseline: Path, out: Path) -> None:
-    """Paired-by-seed ratios and differences for the shipped schedule and both late schedules.
-
-    Before: test accuracy; after: test-retain accuracy (the test set without the forgotten class).
-    """
-    schedules = {"shipped (readiness from epoch 2, α after epoch 1)": _cells(baseline)}
+    """The bench's own target table (paired by seed, censoring, 95% intervals) per schedule, with per-seed steps."""
+    schedules = {"shipped (readiness from epoch 2, α after epoch 1)": [baseline]}
     for name in STARTS:
-        merged: dict[int, dict] = {}
-        for seed in SEEDS:
-            merged.update(_cells(work / f"fashion-early-alpha-{name}-s{seed}"))
-        schedules[f"{name} epochs, early α"] = merged
-    header = "| schedule | method | steps standard → ready | ready / standard | before (pts) | after (pts) |"
+        schedules[f"{name} epochs, early α"] = [work / f"fashion-early-alpha-{name}-s{seed}" for seed in SEEDS]
     result: dict[str, dict] = {}
-    lines = [header, "|---|---|---|---|---|---|"]
-    for label, cells in schedules.items():
-        for method in ("ga", "grad_diff"):
-            pairs = [_runs(cells[s], method) for s in sorted(cells)]
-            ratio = paired_ratio([censored_ratio(r["steps"], r["reached"], s["steps"], s["reached"]) for s, r in pairs])
-            before = paired_difference([100 * (r["before"]["test_acc"] - s["before"]["test_acc"]) for s, r in pairs])
-            # After a class request, utility is the test set without the forgotten class (as in the bench's report).
-            after = paired_difference(
-                [100 * (r["metrics"]["test_retain_acc"] - s["metrics"]["test_retain_acc"]) for s, r in pairs]
-            )
-            steps = ", ".join(f"{s['steps']} → {r['steps']}" for s, r in pairs)
-            result[f"{label} / {method}"] = {"seeds": sorted(cells), "ratio": ratio, "before": before, "after": after}
-            lines.append(f"| {label} | {method} | {steps} | {ratio['text']} | {before['mean']:+.1f} "
-                         f"[{before['ci_low']:+.1f}, {before['ci_high']:+.1f}] | {after['mean']:+.1f} "
-                         f"[{after['ci_low']:+.1f}, {after['ci_high']:+.1f}] |")  # fmt: skip
+    lines: list[str] = []
+    for label, folders in schedules.items():
+        cells = [cell for folder in folders for cell in _cells(folder)]
+        config = json.loads((folders[0] / "bench_config.json").read_text())["config"]
+        targets = summarise_readiness({"cells": cells, "config": config})["targets"]
+        steps = {m["name"]: [] for m in config["methods"]}
+        for cell in sorted(cells, key=lambda c: c["seed"]):
+            runs = {(r["variant"], r["method"]): r["steps"] for r in cell["runs"]}
+            for method, seq in steps.items():
+                seq.append(f"{runs[('standard', method)]} → {runs[('ready', method)]}")
+        result[label] = {"seeds": sorted(c["seed"] for c in cells), "targets": targets, "steps": steps}
+        lines += [f"### {label}", "", *targets_table(targets), ""]
+        lines += [f"Steps, standard → ready, seeds {result[label]['seeds']}: {method} {', '.join(seq)}."
+                  for method, seq in steps.items()] + [""]  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     (out / "early_alpha.json").write_text(json.dumps(result, indent=1))
-    (out / "early_alpha.md").write_text("\n".join(lines) + "\n")
+    (out / "early_alpha.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 
