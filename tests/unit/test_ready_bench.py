@@ -408,8 +408,8 @@ def test_the_dp_baseline_of_a_batchnorm_model_trains_its_dp_trainable_twin(tmp_p
     loaded = load_checkpoint(folder).model
     assert any(isinstance(m, torch.nn.GroupNorm) for m in loaded.modules())
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in loaded.modules())
-    card = json.loads((folder / "card.json").read_text())
     saved = (folder / "card.json").read_text()
+    card = json.loads(saved)
     card["info"]["dp_replaced"] = ["0 (BatchNorm2d)"]  # a card that does not match today's model
     (folder / "card.json").write_text(json.dumps(card))
     with pytest.raises(DataError, match="twin"):
