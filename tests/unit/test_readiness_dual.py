@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
+import warnings
 
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ from ready2unlearn.readiness import ReadinessObjective, ReadyConfig, readiness_l
 from ready2unlearn.readiness import calibrate as calibrate_mod
 from ready2unlearn.readiness.calibrate import calibrate_alpha
 from ready2unlearn.readiness.dual import DualLambda
+from ready2unlearn.readiness.objective import QUIET_MIN_UPDATES
 from ready2unlearn.readiness.sampler import RequestSampler
 from ready2unlearn.unlearn import Batch, ClassificationTask, build_method
 from tests.conftest import make_blobs, toy_train_config
@@ -292,6 +295,43 @@ def test_a_saturated_fixed_cap_warns():
     with pytest.warns(UserWarning, match="past ready.cap"):
         card = obj.summary(data)
     assert card["cap_saturation"] == 1.0 and "warning" in card
+
+
+def test_a_quiet_dual_run_warns_and_an_active_one_does_not():
+    """Requests honoured on nearly every step (λ decays, the forget term idles) are reported; a run that kept
+    the constraint busy is not."""
+    data = make_blobs(240, seed=0)
+    cfg = from_dict(ReadyConfig, {"kind": "class", "dual": True, "lam": 0.03, "alpha": 0.05, "cap": 5.0})
+    quiet = ReadinessObjective(cfg, data, 4, seed=0)
+    quiet.calls = 1
+    for _ in range(QUIET_MIN_UPDATES):
+        quiet.dual.update(forget_after=9.0, cap=5.0)  # honoured with room to spare every time
+    with pytest.warns(UserWarning, match="already honoured on 100%"):
+        card = quiet.summary(data)
+    assert card["dual"]["lam"] < card["dual"]["lam_start"] == pytest.approx(0.03) and "warning" in card
+
+    busy = ReadinessObjective(cfg, data, 4, seed=0)
+    busy.calls = 1
+    for i in range(QUIET_MIN_UPDATES):
+        busy.dual.update(forget_after=9.0 if i % 2 else 1.0, cap=5.0)  # violated on half the steps
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "warning" not in busy.summary(data)
+
+    short = ReadinessObjective(cfg, data, 4, seed=0)
+    short.calls = 1
+    short.dual.update(forget_after=9.0, cap=5.0)  # one update says nothing yet
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "warning" not in short.summary(data)
+
+
+def test_the_dual_lambdas_start_survives_a_resume():
+    d = DualLambda(0.03)
+    d.update(forget_after=9.0, cap=5.0)
+    e = DualLambda(0.5)
+    e.load_state_dict(json.loads(json.dumps(d.state_dict())))
+    assert e.summary() == d.summary() and e.summary()["lam_start"] == pytest.approx(0.03)
 
 
 def test_trainable_params_only_enter_the_dual_objective():

@@ -47,11 +47,13 @@ class DualLambda:
     _violations: float = 0.0
     _updates: int = 0
     _at_max: int = 0
+    _start: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         check(self.lr > 0, f"ready.dual_lr must be positive, got {self.lr}")
         check(0 < self.lam_min <= self.lam_max, "ready.lam_max must be ≥ the dual λ's lower clip (1e-4)")
         self.lam = min(max(self.lam, self.lam_min), self.lam_max)
+        self._start = self.lam
 
     def update(self, forget_after: float, cap: float) -> float:
         """One dual-ascent step from the forget loss the simulated unlearning reached; returns the new λ."""
@@ -69,25 +71,28 @@ class DualLambda:
 
     def state_dict(self) -> dict[str, Any]:
         """The multiplier and its counters, for a resumed run (JSON data)."""
-        return {"lam": self.lam, "history": list(self.history), "violations": self._violations,
+        return {"lam": self.lam, "start": self._start, "history": list(self.history), "violations": self._violations,
                 "updates": self._updates, "at_max": self._at_max}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restores :meth:`state_dict`."""
         self.lam = float(state["lam"])
+        self._start = float(state.get("start", self._start))
         self.history = [float(v) for v in state.get("history", [])]
         self._violations = float(state.get("violations", 0.0))
         self._updates = int(state.get("updates", 0))
         self._at_max = int(state.get("at_max", 0))
 
     def summary(self) -> dict[str, Any]:
-        """Card entry: the final λ, λ at the end of each epoch, how often the constraint was violated or λ capped."""
+        """Card entry: λ at the start and end and per epoch, how often the constraint was violated or λ capped."""
         n = max(1, self._updates)
         return {
+            "lam_start": self._start,
             "lam": self.lam,
             "lam_max": self.lam_max,
             "lr": self.lr,
             "per_epoch": [*self.history, self.lam],
             "violated_fraction": self._violations / n,
             "at_lam_max_fraction": self._at_max / n,
+            "updates": self._updates,
         }
