@@ -20,7 +20,15 @@ def test_ready_tune_measures_alpha_on_a_standard_checkpoint(digits_ckpt, tmp_pat
     assert cal["factor"] == 2.0  # the class default
     assert cal["alpha"] == pytest.approx(cal["factor"] * 0.003 * float(np.median(cal["steps"])))
     assert data["ready"]["alpha"] == pytest.approx(cal["alpha"]) and data["ready"]["revocable"] == "class:3,5,7"
-    assert f"ready.alpha={cal['alpha']:.4g}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"ready.alpha={cal['alpha']:.4g}" in printed
+    # The constraint check at that step: its probes, its verdict, and the same line on the console.
+    pre = data["preflight"]
+    assert len(pre["forget_after"]) == 8 and pre["honoured"] == sum(a >= pre["cap"] for a in pre["forget_after"])
+    assert pre["alpha"] == pytest.approx(cal["alpha"]) and pre["cap"] == 5.0  # the class default
+    shortfall = [max(-1.0, min(1.0, (pre["cap"] - a) / pre["cap"])) for a in pre["forget_after"]]
+    assert pre["drift"] == pytest.approx(sum(shortfall) / 8) and pre["slack"] == (pre["drift"] <= 0)
+    assert f"already honours {pre['honoured']}/8" in printed
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,10 @@ The inner step α of readiness training is the displacement the deployment unlea
 request (:mod:`ready2unlearn.readiness.calibrate`). This verb measures it on a model the user already
 trained the standard way, from simulated requests drawn from the revocable set, and prints the
 ``ready.alpha=...`` override that makes ``r2u train --ready`` start readiness from the first epoch with that
-value. The measurement and the resolved knobs are written to ``--out`` (JSON, atomically) when given.
+value. It then scores one simulated step of that size on a few more simulated requests: where the step already
+honours them, the readiness constraint is slack on this model and a ready run would idle
+(:mod:`~ready2unlearn.readiness.preflight`). The measurement, the check and the resolved knobs are written to
+``--out`` (JSON, atomically) when given.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ready2unlearn.config import apply_overrides, from_dict, to_dict
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.readiness.calibrate import calibrate_alpha
 from ready2unlearn.readiness.config import ReadyConfig
+from ready2unlearn.readiness.preflight import MEASURED, constraint_preflight
 from ready2unlearn.recipes.unlearn import load_matching_split
 
 
@@ -40,6 +44,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             p.add_argument(f"--ready.{flag}", dest=f"ready_{flag}", type=kind, metavar=flag.upper(), help=text)
     p.add_argument("--requests", type=int, default=3, help="simulated requests to measure (median; default 3)")
     p.add_argument("--budget", type=int, default=500, help="step budget of each measurement run (default 500)")
+    p.add_argument(
+        "--probes",
+        type=int,
+        default=8,
+        help="simulated requests the constraint check scores at the measured step (default 8)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", "-o", metavar="FILE", help="write the measurement and the knobs as JSON")
     add_data_dir(p)
@@ -71,9 +81,20 @@ def run(args: argparse.Namespace) -> int:
     console.print(
         f"ready.alpha={cal.alpha:.4g}  (= {cal.factor:g} × {cfg.method.lr:g} × {cal.displacement / cfg.method.lr:g})"
     )
+    pre = constraint_preflight(ck.model, split.train, tuned, split.spec.num_classes, probes=args.probes,
+                               seed=args.seed, heldout=split.val)  # fmt: skip
+    mean_after, n = sum(pre.forget_after) / len(pre.forget_after), len(pre.forget_after)
+    console.print(f"one simulated step of that size already honours {pre.honoured}/{n} simulated requests "
+                  f"(forget loss after it {mean_after:.3g} on average, cap {pre.cap:.3g}): λ's drift {pre.drift:+.2f}, "
+                  f"{'slack' if pre.slack else 'binding'}; {MEASURED}")  # fmt: skip
+    if pre.slack:
+        console.print("[yellow]warning:[/yellow] the readiness constraint is slack on this model: λ would decay "
+                      "and readiness would cost training time for nothing (the CIFAR-10 CNN's class run started "
+                      "so and gave no speed-up). A smaller ready.alpha_factor or a higher ready.cap makes it "
+                      "bind, which is necessary but was not enough on that model")  # fmt: skip
     if args.out:
         write_json(args.out, {"created": now_iso(), "checkpoint": str(args.checkpoint),
                               "weights_sha256": ck.card.get("weights_sha256"), "calibration": cal.to_dict(),
-                              "ready": to_dict(tuned), "versions": versions()})  # fmt: skip
+                              "preflight": pre.to_dict(), "ready": to_dict(tuned), "versions": versions()})  # fmt: skip
         console.print(f"  {esc(args.out)}", soft_wrap=True)
     return 0

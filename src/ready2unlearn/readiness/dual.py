@@ -27,6 +27,16 @@ from typing import Any
 from ready2unlearn.config import check
 
 
+def relative_violation(forget_after: float, cap: float) -> float:
+    """How far a simulated request fell short of the cap, relative to it, clipped to [−1, 1] (negative: honoured).
+
+    The clip keeps a huge overshoot from crashing λ to its floor at once; a non-finite loss counts as fully
+    violated.
+    """
+    violation = (cap - forget_after) / cap if math.isfinite(forget_after) else 1.0
+    return max(-1.0, min(1.0, violation))
+
+
 @dataclass
 class DualLambda:
     """The multiplier of the "simulated request honoured" constraint, updated after every readiness step.
@@ -57,8 +67,7 @@ class DualLambda:
 
     def update(self, forget_after: float, cap: float) -> float:
         """One dual-ascent step from the forget loss the simulated unlearning reached; returns the new λ."""
-        violation = (cap - forget_after) / cap if math.isfinite(forget_after) else 1.0
-        violation = max(-1.0, min(1.0, violation))  # a huge overshoot must not crash λ to its floor at once
+        violation = relative_violation(forget_after, cap)
         self.lam = min(self.lam_max, max(self.lam_min, self.lam * math.exp(self.lr * violation)))
         self._updates += 1
         self._violations += float(violation > 0)

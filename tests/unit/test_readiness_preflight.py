@@ -1,0 +1,72 @@
+"""The constraint preflight: does one simulated step of α already honour simulated requests on a model?"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from ready2unlearn.config import from_dict
+from ready2unlearn.errors import ConfigError
+from ready2unlearn.readiness import ReadyConfig
+from ready2unlearn.readiness.dual import DualLambda
+from ready2unlearn.readiness.preflight import Preflight, constraint_preflight
+from tests.conftest import make_blobs
+
+
+def _mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4))
+
+
+def _cfg(alpha: object, cap: float) -> ReadyConfig:
+    knobs = {"kind": "class", "revocable": "class:1,2", "alpha": alpha, "cap": cap, "method": {"name": "ga"}}
+    return from_dict(ReadyConfig, knobs)
+
+
+def test_a_long_step_is_slack_a_short_one_binds_and_nothing_is_touched():
+    data, model = make_blobs(240, seed=0), _mlp()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    slack = constraint_preflight(model, data, _cfg(1.0, 3.0), 4, probes=4)
+    binding = constraint_preflight(model, data, _cfg(1e-9, 3.0), 4, probes=4)
+    assert slack.honoured == 4 and slack.slack and slack.drift < 0 and min(slack.forget_after) >= 3.0
+    assert binding.honoured == 0 and not binding.slack and binding.drift > 0 and max(binding.forget_after) < 3.0
+    # The step size only moves the point the forget loss is read at: a longer ascent step reads it higher.
+    assert min(slack.forget_after) > max(binding.forget_after)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert torch.equal(rng, torch.get_rng_state()) and all(p.grad is None for p in model.parameters())
+    assert slack.to_dict()["slack"] is True and len(slack.to_dict()["forget_after"]) == 4
+
+
+def test_the_verdict_is_the_dual_lambdas_drift():
+    """Slack exactly when the dual update would, on average, lower λ from these probes."""
+    from_probes = Preflight(alpha=0.1, cap=5.0, forget_after=[6.0, 6.0, 2.0])
+    assert from_probes.drift == pytest.approx((-0.2 - 0.2 + 0.6) / 3) and from_probes.honoured == 2
+    assert not from_probes.slack  # 2 of 3 honoured, yet λ would rise
+    d = DualLambda(0.03, lr=1.0)
+    for a in from_probes.forget_after:
+        d.update(a, 5.0)
+    assert d.lam > 0.03  # the dual agrees: λ rose
+    overshoot = Preflight(alpha=0.1, cap=5.0, forget_after=[50.0, 1.0])
+    assert overshoot.drift == pytest.approx((-1.0 + 0.8) / 2) and overshoot.slack  # the clip, as in the dual
+
+
+def test_the_preflight_is_repeatable_with_dropout():
+    data = make_blobs(240, seed=0)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(8, 16), nn.Tanh(), nn.Dropout(0.5), nn.Linear(16, 4))
+    first = constraint_preflight(model, data, _cfg(0.5, 3.0), 4, probes=3, seed=1)
+    torch.manual_seed(123)  # whatever the caller's stream
+    assert constraint_preflight(model, data, _cfg(0.5, 3.0), 4, probes=3, seed=1) == first
+
+
+def test_the_preflight_refuses_what_it_cannot_judge():
+    data, model = make_blobs(240, seed=0), _mlp()
+    with pytest.raises(ConfigError, match=r"numeric ready\.alpha"):
+        constraint_preflight(model, data, _cfg("auto", 1.0), 4)
+    with pytest.raises(ConfigError, match="probes"):
+        constraint_preflight(model, data, _cfg(0.1, 1.0), 4, probes=0)
+    heldout_cap = from_dict(ReadyConfig, {"kind": "class", "revocable": "class:1", "alpha": 0.1, "cap": "heldout"})
+    with pytest.raises(ConfigError, match="held-out rows"):
+        constraint_preflight(model, data, heldout_cap, 4)
