@@ -13,8 +13,8 @@ from ready2unlearn.engine.unlearn import unlearn_model
 from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.readiness import ReadyConfig
-from ready2unlearn.readiness import objective as objective_module
-from ready2unlearn.readiness.objective import readiness_loss
+from ready2unlearn.readiness import loss as loss_module
+from ready2unlearn.readiness.loss import readiness_loss
 from ready2unlearn.unlearn import ClassificationTask, MethodConfig, StopConfig, build_method
 
 from ..conftest import toy_ctx, toy_train_config
@@ -85,13 +85,13 @@ def test_readiness_simulates_with_the_deployed_norm_mode_and_restores_modes(bn_s
     model, views = bn_setup
     model = copy.deepcopy(model).train()
     seen = []
-    real = objective_module.simulate_unlearning
+    real = loss_module.simulate_unlearning
 
     def spy(method, m, batch, **kw):
         seen.append(m[2].training)
         return real(method, m, batch, **kw)
 
-    monkeypatch.setattr(objective_module, "simulate_unlearning", spy)
+    monkeypatch.setattr(loss_module, "simulate_unlearning", spy)
     cfg = ReadyConfig(kind="class", alpha=0.01, lam=0.1, dual=False)
     x, y = views.forget.x[:16], views.forget.y[:16]
     batch = Batch(forget_x=x, forget_y=y, retain_x=views.retain.x[:16], retain_y=views.retain.y[:16])

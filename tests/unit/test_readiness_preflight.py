@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 import torch
 from torch import nn
 
 from ready2unlearn.config import from_dict
+from ready2unlearn.engine.fit import fit
 from ready2unlearn.errors import ConfigError
-from ready2unlearn.readiness import ReadyConfig
+from ready2unlearn.readiness import ReadinessObjective, ReadyConfig
 from ready2unlearn.readiness.dual import DualLambda
 from ready2unlearn.readiness.preflight import Preflight, constraint_preflight
-from tests.conftest import make_blobs
+from tests.conftest import make_blobs, toy_train_config
 
 
 def _mlp() -> nn.Module:
@@ -52,13 +56,48 @@ def test_the_verdict_is_the_dual_lambdas_drift():
     assert overshoot.drift == pytest.approx((-1.0 + 0.8) / 2) and overshoot.slack  # the clip, as in the dual
 
 
-def test_the_preflight_is_repeatable_with_dropout():
-    data = make_blobs(240, seed=0)
+def _noisy_net() -> nn.Module:
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(8, 16), nn.Tanh(), nn.Dropout(0.5), nn.Linear(16, 4))
+    return nn.Sequential(nn.Flatten(), nn.Linear(8, 16), nn.BatchNorm1d(16), nn.Tanh(), nn.Dropout(0.5),
+                         nn.Linear(16, 4))  # fmt: skip
+
+
+def test_the_preflight_is_repeatable_with_dropout_and_leaves_batch_norm_alone():
+    data, model = make_blobs(240, seed=0), _noisy_net()
+    model.train()(data.x[:64])  # running statistics that are not the initial ones
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     first = constraint_preflight(model, data, _cfg(0.5, 3.0), 4, probes=3, seed=1)
     torch.manual_seed(123)  # whatever the caller's stream
     assert constraint_preflight(model, data, _cfg(0.5, 3.0), 4, probes=3, seed=1) == first
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and model.training
+
+
+def test_the_in_training_preflight_changes_nothing_the_run_computes():
+    """Readiness training with the preflight at its start gives the same weights as without it."""
+    data = make_blobs(240, seed=0)
+    cfg = dataclasses.replace(toy_train_config(), epochs=2)
+    knobs = {"kind": "class", "revocable": "class:1,2", "alpha": 0.05, "meta_every": 1}
+    weights = []
+    for skip in (False, True):
+        obj = ReadinessObjective(from_dict(ReadyConfig, knobs), data, 4, seed=0)
+        if skip:
+            obj.preflight = Preflight(alpha=0.05, cap=5.0, forget_after=[0.0])  # as if already run
+        model = _noisy_net()
+        fit(model, data, None, cfg, show_progress=False, regularizer=obj)
+        weights.append(model.state_dict())
+        card = obj.summary(data)
+        assert "preflight" in card and len(card["preflight"]["forget_after"]) == (1 if skip else 8)
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_a_resumed_run_keeps_its_preflight():
+    data = make_blobs(240, seed=0)
+    knobs = {"kind": "class", "revocable": "class:1,2", "alpha": 0.05}
+    obj = ReadinessObjective(from_dict(ReadyConfig, knobs), data, 4, seed=0)
+    obj(_noisy_net(), 0, 0)
+    resumed = ReadinessObjective(from_dict(ReadyConfig, knobs), data, 4, seed=0)
+    resumed.load_state_dict(json.loads(json.dumps(obj.state_dict())))
+    assert resumed.preflight == obj.preflight is not None
 
 
 def test_the_preflight_refuses_what_it_cannot_judge():

@@ -13,7 +13,8 @@ Train with ``r2u train --ready`` or ``fit(..., regularizer=ReadinessObjective(..
 
 from ready2unlearn.readiness.config import KIND_DEFAULTS, READY_METHODS, ReadyConfig
 from ready2unlearn.readiness.inner import CurrentModelReference, simulate_unlearning, trainable_params
-from ready2unlearn.readiness.objective import ReadinessObjective, readiness_loss
+from ready2unlearn.readiness.loss import readiness_loss
+from ready2unlearn.readiness.objective import ReadinessObjective
 from ready2unlearn.readiness.sampler import RequestSampler, RevocableSet
 
 __all__ = [

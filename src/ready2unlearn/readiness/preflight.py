@@ -32,7 +32,7 @@ from ready2unlearn.errors import ConfigError
 from ready2unlearn.readiness.cap import mean_loss
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.dual import relative_violation
-from ready2unlearn.readiness.objective import readiness_loss
+from ready2unlearn.readiness.loss import readiness_loss
 from ready2unlearn.readiness.sampler import RequestSampler
 from ready2unlearn.task import ClassificationTask, Task
 
@@ -124,10 +124,11 @@ def constraint_preflight(
     sampler = RequestSampler(train, cfg, num_classes, seed)
     method = build_method(cfg.method, task)
     after: list[float] = []
-    with torch.random.fork_rng(devices=[]):  # simulated steps with dropout must not shift the caller's stream
+    device = next(model.parameters()).device
+    forked = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=forked):  # simulated steps with dropout must not shift the caller's stream
         torch.manual_seed(seed)  # and draw their dropout masks the same way every time: a repeatable verdict
         for _ in range(probes):
             _, parts = readiness_loss(method, model, sampler.sample(), cfg)
             after.append(parts["forget_after"])
-    model.zero_grad(set_to_none=True)
     return Preflight(alpha=float(cfg.alpha), cap=float(cap), forget_after=after)
