@@ -14,7 +14,9 @@ from ready2unlearn.engine.fit import fit
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.readiness import ReadinessObjective, ReadyConfig
 from ready2unlearn.readiness.dual import DualLambda
+from ready2unlearn.readiness.objective import constraint_health
 from ready2unlearn.readiness.preflight import Preflight, constraint_preflight
+from ready2unlearn.report.readiness_report import _constraint_lines
 from tests.conftest import make_blobs, toy_train_config
 
 
@@ -109,3 +111,20 @@ def test_the_preflight_refuses_what_it_cannot_judge():
     heldout_cap = from_dict(ReadyConfig, {"kind": "class", "revocable": "class:1", "alpha": 0.1, "cap": "heldout"})
     with pytest.raises(ConfigError, match="held-out rows"):
         constraint_preflight(model, data, heldout_cap, 4)
+
+
+def test_the_constraint_health_of_a_card_and_its_report_table():
+    card = {"dual": {"violated_fraction": 0.26, "lam_start": 0.03, "lam": 0.0006}, "preflight": {"drift": -0.03}}
+    assert constraint_health(card) == {"violated": 0.26, "lam_start": 0.03, "lam_end": 0.0006, "drift": -0.03}
+    assert constraint_health({"cap_saturation": 1.0}) is None and constraint_health(None) is None  # fixed λ
+
+    def cell(group, seed, health):
+        runs = [{"variant": "standard"}, {"variant": "ready", "constraint": health}, {"variant": "ready"}]
+        return {"group": group, "seed": seed, "runs": runs}
+
+    older = {"violated": 0.5, "lam_end": 0.07}  # a card from before the start λ and the preflight were kept
+    lines = _constraint_lines([cell("random", 0, older), cell("class", 1, constraint_health(card)),
+                               cell("class", 1, older)])  # fmt: skip
+    rows = [ln for ln in lines if ln.startswith("| class") or ln.startswith("| random")]
+    assert rows == ["| class | 1 | 26% | 0.03 → 0.0006 | -0.03 |", "| random | 0 | 50% | — → 0.07 | — |"]
+    assert _constraint_lines([cell("class", 0, None)]) == []

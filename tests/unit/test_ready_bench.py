@@ -96,9 +96,17 @@ def test_ready_bench_end_to_end_and_resume(tmp_path, monkeypatch):
     assert results["memory"]["standard"] < digits_x.nbytes / 4
     assert [r["request"] for r in results["sequential"]["rows"]] == [1, 2]
     assert results["sequential"]["stop"]["rule"] == "forget_loss"
+    # The ready runs say how hard their constraint worked (the dual λ's record and the preflight at its start).
+    for c in results["cells"]:
+        for run in c["runs"]:
+            h = run.get("constraint")
+            assert (h is not None) == (run["variant"] == "ready"), run["variant"]
+            if h:
+                assert 0 <= h["violated"] <= 1 and h["lam_start"] > 0 and h["lam_end"] > 0 and -1 <= h["drift"] <= 1
     report = (tmp_path / "report.md").read_text()
     for heading in ("## Targets", "Sequential requests", "Memory per training step", "Privacy and relearning",
-                    "Ready vs negative training", "Training cost (interleaved probe)"):  # fmt: skip
+                    "Ready vs negative training", "Training cost (interleaved probe)",
+                    "## The readiness constraint"):  # fmt: skip
         assert heading in report, heading
     assert (tmp_path / "plots" / "ready_curves.png").is_file() and (tmp_path / "plots" / "relearn.png").is_file()
     cards = [json.loads((d / "card.json").read_text()) for d in (tmp_path / "models" / "seed0").glob("ready-*")]

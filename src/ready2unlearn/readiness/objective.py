@@ -50,6 +50,20 @@ QUIET_VIOLATION = 1 / 3
 QUIET_MIN_UPDATES = 20
 
 
+def constraint_health(card: dict[str, Any] | None) -> dict[str, Any] | None:
+    """How hard the readiness constraint worked in one run, from its card entry (:meth:`ReadinessObjective.summary`).
+
+    ``None`` for a run without the dual λ. ``violated`` is the share of readiness steps whose simulated request
+    was not yet honoured, ``drift`` λ's drift at readiness start (the preflight; absent in older cards).
+    """
+    dual = (card or {}).get("dual")
+    if not dual:
+        return None
+    pre = (card or {}).get("preflight") or {}
+    return {"violated": dual["violated_fraction"], "lam_start": dual.get("lam_start"), "lam_end": dual["lam"],
+            "drift": pre.get("drift")}  # fmt: skip
+
+
 class ReadinessObjective:
     """The readiness term of one training run: draws requests and returns ``λ · L_ready`` when due.
 

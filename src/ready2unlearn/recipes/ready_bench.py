@@ -54,7 +54,7 @@ from ready2unlearn.readiness.calibrate import Calibration, calibrate_alpha
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.cost import saved_tensor_bytes, state_bytes
 from ready2unlearn.readiness.flooding import PoolFlooding
-from ready2unlearn.readiness.objective import ReadinessObjective
+from ready2unlearn.readiness.objective import ReadinessObjective, constraint_health
 from ready2unlearn.readiness.sampler import RevocableSet
 from ready2unlearn.readiness.timing import measure_training_cost
 from ready2unlearn.recipes.cache import cache_key, load_json, store_json
@@ -352,9 +352,11 @@ class ReadyBenchRunner:
             for mcfg in methods:
                 result = self._cached_run(env, seed, variant, var.key, model, views, mcfg, reference, ref_key,
                                           ref_metrics, kind)  # fmt: skip
+                health = constraint_health(info.get("readiness"))
                 runs.append({"variant": variant, "method": mcfg.name, "train_seconds": info["seconds"],
                              "train_metrics": info.get("metrics", {}), "before": before, **result,
-                             **{k: info[k] for k in ("dp_replaced",) if k in info}})  # fmt: skip
+                             **{k: info[k] for k in ("dp_replaced",) if k in info},
+                             **({"constraint": health} if health else {})})  # fmt: skip
         return {
             "group": group.name, "setting": setting, "seed": seed, "spec": spec, "targeted": targeted,
             "request": request.describe(), "kind": kind, "views": views.sizes(),

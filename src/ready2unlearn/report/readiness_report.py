@@ -111,6 +111,34 @@ def _twin_lines(cells: Sequence[Mapping[str, Any]]) -> list[str]:
             "replaced them (GroupNorm for BatchNorm) before DP-SGD training.", ""]  # fmt: skip
 
 
+def _constraint_lines(cells: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One row per ready model (group × seed): how hard its readiness constraint worked.
+
+    Where readiness paid off the constraint was violated on 49–100% of readiness steps and λ rose from the
+    start; a constraint honoured from the start leaves readiness idle (``readiness/preflight.py``).
+    """
+    seen: dict[tuple[str, int], Mapping[str, Any]] = {}
+    for c in cells:
+        for r in c["runs"]:
+            if r["variant"] == "ready" and r.get("constraint"):
+                seen.setdefault((c["group"], c["seed"]), r["constraint"])
+    if not seen:
+        return []
+
+    def num(v: Any, fmt: str) -> str:
+        return "—" if v is None else format(v, fmt)
+
+    lines = ["## The readiness constraint", "",
+             "How hard the dual λ had to work in each ready model: the share of readiness steps whose simulated "
+             "request was not yet honoured, λ at the start and end, and λ's drift when readiness started (≤ 0: "
+             "slack, readiness idles). Where readiness paid off the constraint was violated on 49–100% of steps.", "",
+             "| group | seed | violated | λ start → end | drift at start |", "|---|---|---|---|---|"]  # fmt: skip
+    for (group, seed), h in sorted(seen.items()):
+        lines.append(f"| {group} | {seed} | {h['violated']:.0%} | {num(h.get('lam_start'), '.3g')} → "
+                     f"{h['lam_end']:.3g} | {num(h.get('drift'), '+.2f')} |")  # fmt: skip
+    return [*lines, ""]
+
+
 def _stop_text(cfg: Mapping[str, Any]) -> str:
     stop = cfg["stop"]
     kinds = "; ".join(f"{k}: {', '.join(v)}" for k, v in cfg.get("stop_per_kind", {}).items())
@@ -266,7 +294,7 @@ def write_readiness_report(results: Mapping[str, Any], out_dir: str | Path) -> P
              f"## Targets ({'all met' if s['all_targets_met'] else tally or 'none'})", "",
              *targets_table(s["targets"]), "", "## Efficiency and utility", "", *_efficiency_table(s["rows"]), "",
              *_twin_lines(results["cells"]), "## Privacy and relearning", "", *_privacy_table(s["rows"]), "",
-             *_negtrain_table(s.get("vs_negtrain", []))]  # fmt: skip
+             *_negtrain_table(s.get("vs_negtrain", [])), *_constraint_lines(results["cells"])]  # fmt: skip
     if results.get("cost"):
         lines += _cost_lines(results["cost"])
     if "memory" in results:
