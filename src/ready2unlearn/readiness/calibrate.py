@@ -40,7 +40,7 @@ from ready2unlearn.engine.stop import StopConfig
 from ready2unlearn.engine.unlearn import unlearn_model
 from ready2unlearn.engine.unlearn_config import UnlearnConfig
 from ready2unlearn.errors import ConfigError
-from ready2unlearn.readiness.cap import mean_loss
+from ready2unlearn.readiness.cap import measured_cap
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.cost import probe_clock
 from ready2unlearn.readiness.sampler import RequestSampler
@@ -148,8 +148,8 @@ def calibrate_alpha(
     t0 = clock()
     sampler = RequestSampler(train, cfg, num_classes, seed)
     cap = cfg.cap
-    if cfg.kind != "class" and cap == "heldout" and heldout is not None:
-        cap = mean_loss(model, heldout, np.arange(len(heldout)), task, seed=seed)["cap"]
+    if cfg.kind != "class":
+        cap = measured_cap(cap, model, heldout, task, seed=seed)
     if cfg.kind != "class" and not isinstance(cap, (int, float)):
         raise ConfigError(f"measuring alpha for {cfg.kind} requests stops at ready.cap, which is {cap!r} here: "
                           "initial is known only once a training run has measured it, heldout needs the held-out "

@@ -70,6 +70,14 @@ def mean_loss(model: nn.Module, data: ArrayDataset, rows: np.ndarray, task: Task
     return {"cap": total / len(rows), "rows": len(rows)}
 
 
+def measured_cap(cap: float | str, model: nn.Module, heldout: ArrayDataset | None, task: Task, *,
+                 seed: int = 0) -> float | str:  # fmt: skip
+    """``cap`` as a number when it is one or ``heldout`` with the rows given (their mean loss now); else as is."""
+    if cap == "heldout" and heldout is not None:
+        return mean_loss(model, heldout, np.arange(len(heldout)), task, seed=seed)["cap"]
+    return cap
+
+
 def initial_cap(
     model: nn.Module, train: ArrayDataset, pool: np.ndarray, task: Task, *, step: int, seed: int = 0
 ) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -29,7 +28,7 @@ from ready2unlearn.config import check
 from ready2unlearn.data.base import ArrayDataset
 from ready2unlearn.engine.method import build_method
 from ready2unlearn.errors import ConfigError
-from ready2unlearn.readiness.cap import mean_loss
+from ready2unlearn.readiness.cap import measured_cap
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.dual import relative_violation
 from ready2unlearn.readiness.loss import readiness_loss
@@ -113,9 +112,7 @@ def constraint_preflight(
     if not isinstance(cfg.alpha, (int, float)):
         raise ConfigError("the preflight needs a numeric ready.alpha (measure it first: calibrate_alpha)")
     task = task or ClassificationTask(num_classes)
-    cap = cfg.cap
-    if cap == "heldout" and heldout is not None:
-        cap = mean_loss(model, heldout, np.arange(len(heldout)), task, seed=seed)["cap"]
+    cap = measured_cap(cfg.cap, model, heldout, task, seed=seed)  # type: ignore[arg-type]
     if not isinstance(cap, (int, float)):
         raise ConfigError(f"the preflight compares with ready.cap, which is {cap!r} here: heldout needs the "
                           "held-out rows, initial is known only to a training run; give a number")  # fmt: skip
