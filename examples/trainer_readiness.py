@@ -24,12 +24,13 @@ tok = load_tokenizer(MODEL)
 model = load_causal_lm(MODEL, lora=LoraSettings(r=8, alpha=16))
 
 full, _, _ = load_tofu(data_root())  # the data kit (../shared/data or $R2U_DATA_DIR); any QA rows work
-rows = full.rows[:40]  # two fictitious authors, 20 QA pairs each
+rows = full.rows[:60]  # three fictitious authors, 20 QA pairs each
 x, y = encode_qa(tok, rows, QATemplate(), max_len=96)
-train = [
+encoded = [
     {"input_ids": a.tolist(), "labels": b.tolist(), "author": i // 20}
     for i, (a, b) in enumerate(zip(x, y, strict=True))
 ]
+train, held_out = encoded[:40], encoded[40:]  # two authors to train on, one it never sees
 
 args = TrainingArguments(
     output_dir="runs/trainer-ready",
@@ -40,8 +41,11 @@ args = TrainingArguments(
     save_strategy="no",
 )
 ready = ReadyConfig(kind="group", group_column="author", method={"name": "ga"}, forget_size=4)  # ready2unlearn
-trainer = ReadyTrainer(model=model, args=args, train_dataset=train, processing_class=tok, ready=ready)
+# The eval_dataset is where the readiness cap is measured: the model's loss on rows it never saw (ready.cap=auto).
+trainer = ReadyTrainer(model=model, args=args, train_dataset=train, eval_dataset=held_out, processing_class=tok,
+                       ready=ready)  # fmt: skip
 # Without readiness this line would read: trainer = Trainer(model=model, args=args, train_dataset=train, ...)
 assert isinstance(trainer, Trainer)
 trainer.train()
-print("readiness:", trainer.readiness_summary()["meta_steps"], "meta-steps;", trainer.readiness_summary()["mean_parts"])
+summary = trainer.readiness_summary()
+print("readiness:", summary["meta_steps"], "meta-steps; cap", summary["cap"], ";", summary["mean_parts"])

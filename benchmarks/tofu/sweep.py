@@ -71,8 +71,12 @@ SCRATCH = Sweep("tofu-forget01", GA_GD, {
 # passed on every readiness step (no efficiency gradient at all); `cap=initial` measures the level the pool
 # starts at, `cap=heldout` the level of unseen authors (the stop target sits there). First order throughout:
 # the second-order defaults made readiness 3.0-3.8× the standard fine-tune against a target of 2×.
+# The preset itself runs the shipped group defaults chosen from this sweep (the measured cap: ``auto`` resolves to
+# ``heldout`` on the preset's 10 held-out authors, dual λ, first order).
 PRETRAINED = Sweep("tofu-smollm2-forget01", GA_GD, {
-    "group defaults (λ 0.1, α 0.03, cap 1)": [],
+    "group defaults (auto cap on 10 held-out authors, dual λ, first order)": [],
+    "former group defaults (λ 0.1, α 0.03, cap 1)": ["tofu.heldout_authors=0", "ready.cap=1", "ready.dual=false",
+                                                     "ready.first_order=false"],
     "cap initial, λ 0.1, first order": ["ready.cap=initial", "ready.first_order=true"],
     "cap initial, dual λ, first order": ["ready.cap=initial", "ready.dual=true", "ready.first_order=true"],
     # The level of unseen answers measured on 10 retain authors no model trains on, every epoch: the retrained

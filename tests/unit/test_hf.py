@@ -7,6 +7,7 @@ downloaded (the suite also runs with HF_HUB_OFFLINE=1).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 
@@ -233,6 +234,7 @@ def test_ready_trainer_adds_the_readiness_term(tok, tmp_path):
     trainer.train()
     summary = trainer.readiness_summary()
     assert summary["meta_steps"] == 3 and summary["revocable"]["size"] == len(rows), json.dumps(summary)
+    assert summary["cap"]["mode"] == "initial"  # the group default (auto) without an eval_dataset
     assert any(not torch.equal(p, start[n]) for n, p in model.named_parameters() if p.requires_grad)
 
 
@@ -258,6 +260,12 @@ def test_ready_trainer_measures_a_heldout_cap_on_its_eval_dataset(tok, tmp_path)
     trainer.train()
     first = trainer.readiness_summary()["cap"]["measurements"][0]
     assert first["rows"] == 2 and first["cap"] == pytest.approx(expected, rel=1e-4)
+    default = dataclasses.replace(ready, cap=None)  # the group default, auto, takes the eval_dataset too
+    trainer = ReadyTrainer(model=lm(tok, lora=True), args=args, train_dataset=rows[:6], eval_dataset=rows[6:],
+                           processing_class=tok, ready=default)  # fmt: skip
+    trainer.train()
+    cap = trainer.readiness_summary()["cap"]
+    assert cap["mode"] == "heldout" and cap["requested"] == "auto" and cap["measurements"][0]["rows"] == 2
 
 
 def test_cap_initial_on_a_lora_model_is_the_base_models_loss_and_drives_the_term(tok):

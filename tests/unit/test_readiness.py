@@ -467,7 +467,7 @@ def test_kind_defaults_fill_only_what_is_unset():
     assert (cls.lam, cls.first_order, cls.cap, cls.alpha, cls.dual) == (0.03, True, 5.0, "auto", True)
     assert (rnd.lam, rnd.alpha, rnd.meta_every, rnd.cap) == (0.5, "auto", 2, 0.3)
     grp = from_dict(ReadyConfig, {"kind": "group", "group_column": "user"}).resolved()
-    assert (grp.dual, grp.alpha) == (False, 0.03)
+    assert (grp.dual, grp.alpha, grp.cap, grp.first_order) == (True, 0.03, "auto", True)
     assert ReadyConfig().lam is None  # the config itself keeps "default" so a later kind change re-resolves
 
 

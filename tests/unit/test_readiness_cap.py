@@ -121,9 +121,30 @@ def test_an_unmeasured_cap_is_refused_where_a_number_is_needed():
     with pytest.raises(ConfigError, match=r"numeric ready\.cap"):
         readiness_loss(build_method(cfg.method, ClassificationTask(4)), toy_model(), batch, cfg)
     with pytest.raises(ConfigError, match="matches none"):
-        from_dict(ReadyConfig, {"cap": "auto"}, "ready.")
-    with pytest.raises(ConfigError, match="initial or heldout"):
-        ReadyConfig(cap="auto")  # type: ignore[arg-type]
+        from_dict(ReadyConfig, {"cap": "median"}, "ready.")
+    with pytest.raises(ConfigError, match="initial, heldout or auto"):
+        ReadyConfig(cap="median")  # type: ignore[arg-type]
+
+
+def test_auto_cap_measures_on_heldout_rows_when_given_else_on_the_starting_weights():
+    data, heldout = make_blobs(240, seed=0), make_blobs(60, seed=3)
+    cfg = from_dict(ReadyConfig, {**KNOBS, "cap": "auto"})
+    model = toy_model()
+    as_heldout = ReadinessObjective(cfg, data, 4, seed=0, heldout=heldout)
+    as_initial = ReadinessObjective(cfg, data, 4, seed=0)
+    as_heldout(model, 0, 0)
+    as_initial(model, 0, 0)
+    level = mean_loss(model, heldout, np.arange(len(heldout)), ClassificationTask(4))["cap"]
+    (on_heldout,) = as_heldout.cap.measurements
+    (on_pool,) = as_initial.cap.measurements
+    assert on_heldout["cap"] == pytest.approx(level) and on_heldout["rows"] == 60
+    assert on_pool["rows"] == 120 and on_pool["cap"] != pytest.approx(level)  # the pool: classes 1 and 2
+    assert as_heldout.summary(data)["cap"]["mode"] == "heldout"
+    assert as_initial.summary(data)["cap"] == {"mode": "initial", "requested": "auto", "measurements": [on_pool]}
+    # Where a number is needed before training, auto with held-out rows is one: their loss now.
+    cal = calibrate_alpha(model, data, dataclasses.replace(cfg, alpha="auto", revocable="random:0.5@1"), 4, seed=0,
+                          heldout=heldout, random_size=40, requests=1, budget=5)  # fmt: skip
+    assert cal.rule == f"forget_loss ≥ {level}"
 
 
 def test_alpha_for_random_requests_is_measured_against_the_heldout_level():

@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip("transformers")
 
+from ready2unlearn.config import to_dict
 from ready2unlearn.recipes.lm_bench import load_lm_bench_config
 from tests.conftest import load_script
 
@@ -59,3 +60,15 @@ def test_seed_from_base_copies_only_what_the_knobs_do_not_change(sweep, tmp_path
     assert sweep.seed_from_base(base, out, [0]) == []  # nothing is copied over what is there
     shared = sweep.seed_from_base(base, tmp_path / "defaults", [0], with_ready=True)
     assert "models/seed0/ready" in shared and "cells/seed0-ready-ga.json" in shared
+
+
+def test_the_lm_bench_saves_the_readiness_knobs_it_resolved():
+    """A run folder names the knobs its ready model got, so one trained under other defaults is never resumed."""
+    smol, _ = load_lm_bench_config("tofu-smollm2-forget01")
+    assert (smol.ready.cap, smol.ready.dual, smol.ready.first_order) == ("auto", True, True)
+    assert smol.tofu.heldout_authors == 10  # where auto measures the cap
+    scratch, _ = load_lm_bench_config("tofu-forget01")  # pinned to the knobs its committed results used
+    assert (scratch.ready.cap, scratch.ready.dual, scratch.ready.first_order) == (1.0, False, False)
+    former, _ = load_lm_bench_config("tofu-smollm2-forget01", ["ready.cap=1", "tofu.heldout_authors=0"])
+    assert to_dict(former)["ready"]["cap"] == 1.0 and to_dict(smol)["ready"]["cap"] == "auto"
+    assert to_dict(smol)["ready"]["lam"] == 0.1  # resolved, not null

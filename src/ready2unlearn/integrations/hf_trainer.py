@@ -74,8 +74,9 @@ class ReadyTrainer(Trainer):
         ready_data: The rows requests are simulated from; default the ``train_dataset`` (tokenised rows
             with ``input_ids`` and ``labels``/``label``).
         ready_task: How the model is scored; inferred from the rows when not given.
-        ready_heldout: Rows the model does not train on, for ``ready.cap=heldout``; default the
-            ``eval_dataset`` (tokenised like ``train_dataset``).
+        ready_heldout: Rows the model does not train on, for ``ready.cap=heldout`` (and ``auto``, the group
+            default, which measures the cap on them when there are any); default the ``eval_dataset``
+            (tokenised like ``train_dataset``).
         **kwargs: Passed to ``Trainer``.
     """
 
@@ -96,7 +97,7 @@ class ReadyTrainer(Trainer):
         task = ready_task or CausalLMTask()
         if (
             ready_heldout is None
-            and ready.cap == "heldout"
+            and ready.resolved().cap in ("heldout", "auto")
             and self.eval_dataset is not None
             and not isinstance(self.eval_dataset, Mapping)
         ):  # one eval set (a dict of them is ambiguous)

@@ -21,6 +21,9 @@ scored 2.01 / 2.00 nats/token on the forget authors against 2.02 / 2.02 on the u
   from scratch, or a pretrained encoder under a new classification head: their starting loss is the uniform
   guess.
 
+- ``auto``: ``heldout`` when held-out rows are given, else ``initial``; the card records which one ran. It is
+  the default of group requests (language models), whose loss scale no fixed number fits.
+
 Both are measured in eval mode on up to :data:`CAP_ROWS` rows.
 """
 
@@ -45,7 +48,19 @@ CAP_ROWS = 256
 #: Rows per forward pass while measuring.
 CAP_BATCH = 32
 #: The caps measured on the model, by ``ready.cap`` value.
-MEASURED_CAPS = ("initial", "heldout")
+MEASURED_CAPS = ("initial", "heldout", "auto")
+
+
+def cap_mode(cap: float | str, heldout: ArrayDataset | None) -> str | None:
+    """How ``cap`` is measured given the rows at hand: ``initial``/``heldout``, or ``None`` for a number.
+
+    ``auto`` resolves to ``heldout`` when there are held-out rows, else to ``initial``.
+    """
+    if not isinstance(cap, str):
+        return None
+    if cap == "auto":
+        return "heldout" if heldout is not None and len(heldout) > 0 else "initial"
+    return cap
 
 
 def mean_loss(model: nn.Module, data: ArrayDataset, rows: np.ndarray, task: Task, *, seed: int = 0) -> dict[str, Any]:
@@ -72,10 +87,14 @@ def mean_loss(model: nn.Module, data: ArrayDataset, rows: np.ndarray, task: Task
 
 def measured_cap(cap: float | str, model: nn.Module, heldout: ArrayDataset | None, task: Task, *,
                  seed: int = 0) -> float | str:  # fmt: skip
-    """``cap`` as a number when it is one or ``heldout`` with the rows given (their mean loss now); else as is."""
-    if cap == "heldout" and heldout is not None:
+    """``cap`` as a number when it is one or measured on held-out rows given (their mean loss now); else the mode.
+
+    A cap still a string on return (``initial``, or ``heldout`` without rows) is known only to a training run.
+    """
+    mode = cap_mode(cap, heldout)
+    if mode == "heldout" and heldout is not None:
         return mean_loss(model, heldout, np.arange(len(heldout)), task, seed=seed)["cap"]
-    return cap
+    return cap if mode is None else mode
 
 
 def initial_cap(
@@ -111,7 +130,7 @@ class CapResolver:
     :meth:`applied` puts the current value into a ready config.
 
     Args:
-        cap: ``ready.cap``: a number, ``initial`` or ``heldout``.
+        cap: ``ready.cap``: a number, ``initial``, ``heldout`` or ``auto`` (resolved by :func:`cap_mode`).
         train: The training set.
         pool: Positions of the revocable rows in ``train`` (``initial`` measures on them).
         task: How the model is scored.
@@ -124,7 +143,8 @@ class CapResolver:
 
     def __init__(self, cap: float | str, train: ArrayDataset, pool: np.ndarray, task: Task,
                  heldout: ArrayDataset | None = None, seed: int = 0) -> None:  # fmt: skip
-        self.mode = cap if isinstance(cap, str) else None
+        self.requested = cap if isinstance(cap, str) else None
+        self.mode = cap_mode(cap, heldout)
         if self.mode == "heldout" and (heldout is None or len(heldout) == 0):
             raise ConfigError("ready.cap=heldout is the model's loss on rows it does not train on: pass them as "
                               "heldout= (a validation split), or give ready.cap a number")  # fmt: skip
@@ -164,5 +184,10 @@ class CapResolver:
             self.value = float(state["value"])
 
     def summary(self) -> dict[str, Any] | None:
-        """Card entry for a measured cap: how, and every measurement; ``None`` for a given number."""
-        return {"mode": self.mode, "measurements": self.measurements} if self.mode else None
+        """Card entry for a measured cap: how (and what was asked, for ``auto``), every measurement; else ``None``."""
+        if not self.mode:
+            return None
+        out: dict[str, Any] = {"mode": self.mode, "measurements": self.measurements}
+        if self.requested != self.mode:
+            out["requested"] = self.requested
+        return out

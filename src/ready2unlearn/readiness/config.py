@@ -35,7 +35,18 @@ READY_METHODS: tuple[str, ...] = ("ga", "grad_diff", "ga_kl", "npo", "simnpo")
 #: less well fitted, so the level is what matters (digits: level 0.45x, gain 1.06x, 3 seeds). Their cap
 #: (0.3 nats: above the digits / Fashion test loss, where the retrained model's forget loss sits) is in
 #: absolute nats and does not fit models whose training loss is above it (tabular net: λ decays to 0, no
-#: effect). Group requests (a user's rows, language models) keep the fixed form until it is measured there.
+#: effect).
+#:
+#: Group requests (a user's rows; the TOFU language benches) measure their cap on the model (``cap=auto``: the
+#: loss of held-out rows when there are any, else the pool's loss under the starting weights) and adapt λ,
+#: first order. The fixed cap of 1 nat they had before sat below the language-model loss scale: on SmolLM2 +
+#: LoRA (TOFU forget01) the forget loss after the simulated step was past it on every readiness step, so the
+#: efficiency term passed no gradient and readiness was the retention term alone (2 seeds: GA 1.09x the
+#: standard steps, NPO 1.08x). With the measured cap it acted (saturated on 5% of steps) at the same utility
+#: (seed 0: −0.015 before unlearning) and GA 0.89x, grad_diff 0.86x the standard steps, one seed, no speed-up
+#: claimed; a dual step of 0.5 pinned λ at its ceiling for 0.94x / 0.76x (benchmarks/tofu/sweep-smollm2.md).
+#: First order because every measured-cap shape was measured so; the second-order default it replaces gained
+#: nothing there and builds a second graph through the whole language model.
 #:
 #: Class requests measure α the fast way (``calibration=fast``), which kept the speed-up and the accuracy on both
 #: CNNs at about half the training cost (5 seeds each): MNIST 0.207x vs 0.215x the GA steps, −0.1 points,
@@ -47,7 +58,7 @@ KIND_DEFAULTS: dict[str, dict[str, float | int | bool | str]] = {
               "forget_term": "gain", "alpha_factor": 2.0, "calibration": "fast"},
     "random": {"lam": 0.03, "alpha": "auto", "first_order": True, "meta_every": 2, "cap": 0.3, "dual": True,
                "forget_term": "level", "alpha_factor": 1.0, "calibration": "full"},
-    "group": {"lam": 0.1, "alpha": 0.03, "first_order": False, "meta_every": 2, "cap": 1.0, "dual": False,
+    "group": {"lam": 0.1, "alpha": 0.03, "first_order": True, "meta_every": 2, "cap": "auto", "dual": True,
               "forget_term": "level", "alpha_factor": 1.0, "calibration": "full"},
 }
 # fmt: on
@@ -92,7 +103,8 @@ class ReadyConfig:
             objective), again every epoch — the level of rows it never saw, where the retrained model's loss on
             a request sits; ``initial``, the revocable pool's loss under the starting weights, before the first
             update — the level of unseen data for a *pretrained* model, with no extra rows (meaningless where
-            the output layer starts random: from scratch, or a new classification head).
+            the output layer starts random: from scratch, or a new classification head); ``auto``, ``heldout``
+            when held-out rows are given, else ``initial``.
         alpha: Inner (simulated unlearning) step size, or ``auto``: ``alpha_factor × lr × steps`` the
             deployment method needs on simulated requests
             (:func:`~ready2unlearn.readiness.calibrate.calibrate_alpha`), measured on a standard-trained model
@@ -150,7 +162,7 @@ class ReadyConfig:
     retention: float = 1.0
     resistance: float = 0.0
     forget_term: Literal["level", "gain"] | None = None
-    cap: float | Literal["initial", "heldout"] | None = None
+    cap: float | Literal["initial", "heldout", "auto"] | None = None
     alpha: float | Literal["auto"] | None = None
     inner_steps: int = 1
     first_order: bool | None = None
@@ -184,9 +196,8 @@ class ReadyConfig:
         check(self.efficiency + self.retention + self.resistance > 0,
               "ready.efficiency, ready.retention and ready.resistance are all 0: L_ready would be empty")  # fmt: skip
         if isinstance(self.cap, str):
-            check(
-                self.cap in MEASURED_CAPS, f"ready.cap must be a positive number, initial or heldout, got {self.cap!r}"
-            )
+            check(self.cap in MEASURED_CAPS,
+                  f"ready.cap must be a positive number, initial, heldout or auto, got {self.cap!r}")  # fmt: skip
         else:
             check(self.cap is None or self.cap > 0, f"ready.cap must be positive, got {self.cap}")
         check(self.inner_optimizer in ("sgd", "method"), "ready.inner_optimizer must be sgd or method")

@@ -175,6 +175,9 @@ class LMBenchConfig:
         check(self.train.ready is None, "lm bench: set readiness in the top-level `ready`, not train.ready")
         check(len(self.seeds) > 0 and len(self.methods) > 0, "lm bench: seeds and methods must not be empty")
         check(self.ready.kind != "class", "lm bench: class requests do not exist for QA data; use group or random")
+        # Resolved here so the saved config names the knobs the ready model gets: a folder trained under other
+        # shipped defaults is then a different config, never resumed as this one.
+        self.ready = self.ready.resolved()
         check(self.ready.cap != "heldout" or self.tofu.heldout_authors > 0,
               "lm bench: ready.cap=heldout measures on held-out authors: set tofu.heldout_authors")  # fmt: skip
 
