@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -130,8 +131,12 @@ def test_auto_cap_measures_on_heldout_rows_when_given_else_on_the_starting_weigh
     data, heldout = make_blobs(240, seed=0), make_blobs(60, seed=3)
     cfg = from_dict(ReadyConfig, {**KNOBS, "cap": "auto"})
     model = toy_model()
-    as_heldout = ReadinessObjective(cfg, data, 4, seed=0, heldout=heldout)
-    as_initial = ReadinessObjective(cfg, data, 4, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # random requests are warned about on their own
+        warnings.filterwarnings("error", message=".*held-out rows")  # rows given: nothing to say about them
+        as_heldout = ReadinessObjective(cfg, data, 4, seed=0, heldout=heldout)
+    with pytest.warns(UserWarning, match="found no held-out rows"):
+        as_initial = ReadinessObjective(cfg, data, 4, seed=0)
     as_heldout(model, 0, 0)
     as_initial(model, 0, 0)
     level = mean_loss(model, heldout, np.arange(len(heldout)), ClassificationTask(4))["cap"]

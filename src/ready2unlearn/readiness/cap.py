@@ -30,6 +30,7 @@ Both are measured in eval mode on up to :data:`CAP_ROWS` rows.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,6 +48,13 @@ if TYPE_CHECKING:  # config.py imports this module for MEASURED_CAPS
 CAP_ROWS = 256
 #: Rows per forward pass while measuring.
 CAP_BATCH = 32
+#: Said when ``ready.cap=auto`` has no held-out rows to measure on.
+AUTO_WITHOUT_HELDOUT = (
+    "ready.cap=auto found no held-out rows, so the cap is the revocable rows' loss under the starting weights "
+    "(ready.cap=initial): the level of unseen data for a pretrained model, the uniform guess for one trained from "
+    "scratch or under a new head. Pass rows the model does not train on (heldout=, ReadyTrainer's eval_dataset, "
+    "data.validation=N) to measure it there"
+)
 #: The caps measured on the model, by ``ready.cap`` value.
 MEASURED_CAPS = ("initial", "heldout", "auto")
 
@@ -145,6 +153,8 @@ class CapResolver:
                  heldout: ArrayDataset | None = None, seed: int = 0) -> None:  # fmt: skip
         self.requested = cap if isinstance(cap, str) else None
         self.mode = cap_mode(cap, heldout)
+        if self.requested == "auto" and self.mode == "initial":
+            warnings.warn(AUTO_WITHOUT_HELDOUT, stacklevel=3)
         if self.mode == "heldout" and (heldout is None or len(heldout) == 0):
             raise ConfigError("ready.cap=heldout is the model's loss on rows it does not train on: pass them as "
                               "heldout= (a validation split), or give ready.cap a number")  # fmt: skip
