@@ -11,7 +11,7 @@ pytest.importorskip("transformers")
 
 from ready2unlearn.config import to_dict
 from ready2unlearn.recipes.lm_bench import load_lm_bench_config
-from tests.conftest import load_script
+from tests.conftest import kit_available, load_script
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +72,24 @@ def test_the_lm_bench_saves_the_readiness_knobs_it_resolved():
     former, _ = load_lm_bench_config("tofu-smollm2-forget01", ["ready.cap=1", "tofu.heldout_authors=0"])
     assert to_dict(former)["ready"]["cap"] == 1.0 and to_dict(smol)["ready"]["cap"] == "auto"
     assert to_dict(smol)["ready"]["lam"] == 0.1  # resolved, not null
+
+
+@pytest.mark.skipif(not kit_available("tofu"), reason="needs ../shared/data/tofu")
+def test_the_language_step_cost_probe_times_both_defaults(tmp_path):
+    """The probe runs both shapes on a tiny from-scratch QA model and writes its JSON and table."""
+    probe = load_script("tofu/step_cost.py")
+    tiny = ["tofu.retain_authors=1", "tofu.eval_rows=2", "tofu.max_len=48", "tofu.tokenizer=train:300",
+            "tofu.heldout_authors=2", "train.epochs=2", "train.model.hidden=16", "train.model.layers=1",
+            "train.model.intermediate=32", "train.model.max_positions=48", "ready.cap=auto", "ready.dual=true",
+            "ready.first_order=true"]  # fmt: skip
+    args = ["--preset", "tofu-forget01", "--blocks", "1", "--steps", "1", "--out", str(tmp_path), *tiny]
+    assert probe.main(args) == 0
+    rows = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert [r["shape"] for r in rows] == list(probe.SHAPES)
+    former, current = rows
+    assert (former["ready"]["cap"], former["ready"]["first_order"]) == (1.0, False)
+    assert (current["ready"]["cap"], current["ready"]["dual"]) == ("auto", True)
+    for r in rows:
+        assert r["cost"]["ready_step"] > 0 and r["cost"]["ratio"] > 1
+        assert r["autograd_bytes"]["ready"] > r["autograd_bytes"]["standard"]
+    assert "| former group defaults" in (tmp_path / "README.md").read_text()

@@ -299,7 +299,8 @@ class LMBenchRunner:
     def _model_dir(self, seed: int, name: str) -> Path:
         return self.out / "models" / f"seed{seed}" / name
 
-    def _build(self, data: _Data, seed: int) -> nn.Module:
+    def build(self, data: _Data, seed: int) -> nn.Module:
+        """The untrained model of ``seed`` (for LoRA: the pretrained base with fresh adapters), on the device."""
         seed_everything(seed)
         return build_model(self.cfg.train.model, data.spec).to(self.device)
 
@@ -309,7 +310,7 @@ class LMBenchRunner:
         Only trainable tensors are stored (for LoRA: the adapters), so a cached model is small and its
         frozen base is rebuilt from the pretrained checkpoint.
         """
-        model = self._build(data, seed)
+        model = self.build(data, seed)
         folder = self._model_dir(seed, name)
         trainable = {k for k, p in model.named_parameters() if p.requires_grad}
         if (folder / "info.json").is_file():
