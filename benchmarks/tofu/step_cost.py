@@ -68,10 +68,12 @@ def measure_shape(preset: str, overrides: list[str], blocks: int, steps: int, se
             "train_rows": len(train), "batch_size": tcfg.batch_size, "epochs": tcfg.epochs}  # fmt: skip
 
 
-def measure(preset: str, overrides: list[str], blocks: int, steps: int, seed: int = 0) -> list[dict[str, Any]]:
-    """:func:`measure_shape` for every shape of :data:`SHAPES`."""
-    return [{"shape": name, "overrides": knobs, **measure_shape(preset, [*overrides, *knobs], blocks, steps, seed)}
-            for name, knobs in SHAPES.items()]  # fmt: skip
+def measure(preset: str, overrides: list[str], blocks: int, steps: int, seed: int = 0,
+            shapes: list[str] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """:func:`measure_shape` for the shapes of :data:`SHAPES` named by their position in it (default: all)."""
+    names = [name for i, name in enumerate(SHAPES) if shapes is None or i in shapes]
+    return [{"shape": name, "overrides": SHAPES[name],
+             **measure_shape(preset, [*overrides, *SHAPES[name]], blocks, steps, seed)} for name in names]  # fmt: skip
 
 
 def report(preset: str, rows: list[dict[str, Any]], blocks: int, steps: int) -> str:
@@ -98,11 +100,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--shapes",
+        type=int,
+        nargs="+",
+        help="positions in SHAPES to measure (default: all; the "
+        "second-order one holds about 10 GB on SmolLM2, so it may need a quiet machine)",
+    )
     p.add_argument("--out", type=Path, default=HERE, help="folder for results.json and README.md")
     p.add_argument("overrides", nargs="*", help="key=value overrides of the preset (e.g. for a small test run)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    rows = measure(args.preset, args.overrides, args.blocks, args.steps, args.seed)
+    rows = measure(args.preset, args.overrides, args.blocks, args.steps, args.seed, args.shapes)
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {"preset": args.preset, "versions": versions(), "python": platform.python_version(),
             "threads": args.threads, "argv": argv if argv is not None else sys.argv[1:]}  # fmt: skip
