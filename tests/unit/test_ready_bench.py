@@ -20,7 +20,7 @@ from ready2unlearn.readiness import ReadinessObjective, ReadyConfig, RevocableSe
 from ready2unlearn.readiness.baselines import DPConfig, NegativeTrainingObjective, fit_downweighted, fit_dp_sgd
 from ready2unlearn.readiness.cost import saved_tensor_bytes
 from ready2unlearn.recipes.ready_bench import ReadyBenchConfig, ReadyBenchRunner, reference_value, resolve_request
-from ready2unlearn.recipes.ready_bench_config import check_request_size
+from ready2unlearn.recipes.ready_bench_config import check_request_size, load_ready_bench_config
 from ready2unlearn.report.readiness import summarise_readiness
 from tests.conftest import make_blobs, toy_model, toy_train_config
 
@@ -294,6 +294,27 @@ def _cell(seed, runs, kind="class", floor=0.1):
 def _summary(cells):
     res = summarise_readiness({"cells": cells, "config": {"methods": [{"name": "ga"}]}})
     return res, {x["target"]: x for x in res["targets"]}
+
+
+def test_language_profile_judges_issue_13_thresholds():
+    # Class requests at 0.4x the standard steps, 1 point less accurate before unlearning, training 1.8x: every
+    # one a miss on the vision bar (1/3, -0.005, 1.5x), every one met on the language bar (1/2, -0.02, 2x).
+    cells = [_cell(i, [_run("standard", 50 + i), _run("ready", 20 + i // 2, before=0.89 + 0.001 * i)])
+             for i in range(5)]  # fmt: skip
+    cost = [{"seed": i, "group": "g", "ready_seconds": 18.0 + 0.1 * i, "standard_seconds": 10.0} for i in range(5)]
+    verdicts = {}
+    for profile in ("vision", "language"):
+        res = summarise_readiness({"cells": cells, "cost": cost,
+                                   "config": {"methods": [{"name": "ga"}], "targets": profile}})  # fmt: skip
+        verdicts[profile] = {t["target"]: (t["verdict"], t["threshold"]) for t in res["targets"]}
+    names = ("steps_ratio", "before_vs_standard", "train_cost_ratio")
+    assert [verdicts["vision"][n] for n in names] == [("missed", 1 / 3), ("missed", -0.005), ("missed", 1.5)]
+    assert [verdicts["language"][n] for n in names] == [("met", 0.5), ("met", -0.02), ("met", 2.0)]
+    # The targets the profiles share are judged alike.
+    assert verdicts["vision"]["after_vs_standard"] == verdicts["language"]["after_vs_standard"]
+    with pytest.raises(ConfigError, match="targets must be one of"):
+        from_dict(ReadyBenchConfig, {**copy.deepcopy(TINY), "targets": "audio"})
+    assert load_ready_bench_config("text-class")[0].targets == "language"
 
 
 def test_training_cost_target_uses_the_probe_of_each_seed_and_group():

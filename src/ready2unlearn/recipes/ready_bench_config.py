@@ -29,6 +29,7 @@ from ready2unlearn.readiness.baselines import DPConfig
 from ready2unlearn.readiness.config import ReadyConfig
 from ready2unlearn.readiness.sampler import RevocableSet
 from ready2unlearn.recipes.train import load_config as load_train_config
+from ready2unlearn.report.readiness import TARGET_PROFILES
 
 #: Request kinds with their own stop rule (a ``samples`` request, including ``random:F in pool``, is ``random``).
 KINDS = ("class", "random", "group")
@@ -138,6 +139,10 @@ class ReadyBenchConfig:
         mia_max_test: Test samples MIA-efficacy's SVM uses (its fit is quadratic in this).
         allow_small_requests: Accept random requests under 1% of the training set or 200 samples (only for
             tiny tests: such requests do not resolve a stop target).
+        targets: The thresholds the report judges: ``vision`` (issue 12: steps ≤ 1/3 for class requests,
+            ≤ 1/2 otherwise, accuracy before ≥ standard − 0.005, training ≤ 1.5×) or ``language`` (issue 13:
+            steps ≤ 1/2, accuracy before ≥ standard − 0.02, training ≤ 2×). See
+            :data:`~ready2unlearn.report.readiness.TARGET_PROFILES`.
         device: ``auto``, ``cpu``, ``cuda``...
         data_dir: Dataset folder.
     """
@@ -169,6 +174,8 @@ class ReadyBenchConfig:
     mia: bool = True
     mia_max_test: int | None = 2000
     allow_small_requests: bool = False
+    # Omitted from the config's dict while unset, so runs saved before it existed still resume.
+    targets: str = field(default="vision", metadata=OMIT_UNSET)
     device: str = "auto"
     data_dir: str | None = None
 
@@ -176,6 +183,8 @@ class ReadyBenchConfig:
         check(len(self.groups) > 0 and len(self.seeds) > 0, "ready-bench needs at least one group and one seed")
         check(len({g.name for g in self.groups}) == len(self.groups), "group names must be distinct")
         check(len(set(self.seeds)) == len(self.seeds), "seeds must be distinct")
+        check(self.targets in TARGET_PROFILES, f"targets must be one of {', '.join(TARGET_PROFILES)}; "
+              f"got {self.targets!r}")  # fmt: skip
         check(self.downweight is None or 0 <= self.downweight <= 1, "downweight must be in [0, 1]")
         for name in ("stop_per_kind", "method_per_kind"):
             unknown = sorted(set(getattr(self, name)) - set(KINDS))

@@ -39,6 +39,14 @@ TARGETS: dict[str, tuple[str, str, float]] = {
 #: The steps target per request kind (issue 12): a third of the standard model's steps for class requests,
 #: half for random / sample / group requests (their loss-based stop leaves less to speed up).
 STEPS_THRESHOLD = {"class": 1 / 3, "random": 1 / 2, "samples": 1 / 2, "group": 1 / 2}
+#: Target profiles, chosen by the bench config's ``targets``: ``vision`` is the table above (issue 12);
+#: ``language`` is issue 13's targets for language models (the AG News text classifier, as for TOFU in
+#: :mod:`ready2unlearn.report.lm`): steps ≤ 1/2 for every request kind, utility before unlearning ≥ standard −
+#: 0.02, training ≤ 2×. A pretrained encoder fine-tuned for two epochs is not held to a from-scratch CNN's bar.
+TARGET_PROFILES: dict[str, dict[str, float]] = {
+    "vision": {},
+    "language": {"steps_ratio": 1 / 2, "before_vs_standard": -0.02, "train_cost_ratio": 2.0},
+}
 #: Fields that hold a :class:`~ready2unlearn.report.stats.CensoredRatio` per seed (summarised geometrically).
 #: ``train_time_ratio`` is the wall-clock ratio of the two whole training runs (reported, not judged: on a
 #: shared machine it moves several-fold between seeds); the target uses the probe's ``train_cost_ratio``
@@ -167,17 +175,19 @@ def _versus_standard(run, std, acc, ref, floor_mean, floor_final) -> dict[str, A
     }  # fmt: skip
 
 
-def _threshold(name: str, kind: str | None) -> tuple[str | None, float | None]:
+def _threshold(name: str, kind: str | None, profile: str = "vision") -> tuple[str | None, float | None]:
     if name not in TARGETS:
         return None, None
     _, op, threshold = TARGETS[name]
+    if name in TARGET_PROFILES[profile]:
+        return op, TARGET_PROFILES[profile][name]
     if name == "steps_ratio" and kind is not None:
         threshold = STEPS_THRESHOLD.get(kind, threshold)
     return op, threshold
 
 
-def _summarise_field(name: str, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    op, threshold = _threshold(name, items[0].get("kind"))
+def _summarise_field(name: str, items: Sequence[Mapping[str, Any]], profile: str) -> dict[str, Any]:
+    op, threshold = _threshold(name, items[0].get("kind"), profile)
     if name in RATIOS:
         return paired_ratio([ratio_from_dict(r[name]) for r in items if name in r], op, threshold)  # type: ignore[arg-type]
     return paired_difference([float(r.get(name, math.nan)) for r in items], op, threshold)  # type: ignore[arg-type]
@@ -190,10 +200,12 @@ def summarise_readiness(results: Mapping[str, Any]) -> dict[str, Any]:
         ``{"rows", "targets", "vs_negtrain", "all_targets_met"}``: a row per (group, setting, variant, method)
         with a statistic per field (``mean``, ``std``/``std_log``, ``n``, ``ci_low``, ``ci_high``; ratios also
         ``censored`` and ``text``); a target per (targeted setting, main method) with its ``verdict`` (``met``,
-        ``missed``, ``inconclusive`` or ``n/a``) and ``met`` (True / False / None for the last two);
+        ``missed``, ``inconclusive`` or ``n/a``) and ``met`` (True / False / None for the last two), judged
+        on the thresholds of the config's ``targets`` profile (:data:`TARGET_PROFILES`, default ``vision``);
         ready vs negative training per (group, setting, method). ``all_targets_met`` holds when every
         target that applies is met.
     """
+    profile = results["config"].get("targets", "vision")
     groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
     costs = {(c["seed"], c["group"]): c for c in results.get("cost", [])}
     for cell in results["cells"]:
@@ -205,14 +217,14 @@ def summarise_readiness(results: Mapping[str, Any]) -> dict[str, Any]:
         rows.append({"group": group, "setting": setting, "variant": variant, "method": method,
                      "kind": items[0].get("kind"), "targeted": items[0]["targeted"],
                      "seeds": sorted(r["seed"] for r in items),
-                     **{f: _summarise_field(f, items) for f in fields}})  # fmt: skip
+                     **{f: _summarise_field(f, items, profile) for f in fields}})  # fmt: skip
     main = {m["name"] for m in results["config"]["methods"]}
     targets = []
     for row in rows:
         if not row["targeted"] or row["variant"] != "ready" or row["method"] not in main:
             continue
         for name, (text, _, _) in TARGETS.items():
-            op, threshold = _threshold(name, row.get("kind"))
+            op, threshold = _threshold(name, row.get("kind"), profile)
             st = row.get(name) or {"mean": math.nan, "n": 0, "verdict": "n/a"}
             verdict = st["verdict"]
             targets.append({"group": row["group"], "setting": row["setting"], "method": row["method"],
