@@ -11,7 +11,8 @@ test-retain set for class requests), the mean held-out forget accuracy during th
 retrained model's value for it (the floor). Hand-written context goes in ``--out/README.md`` around it.
 
 When the work folder holds the matrix's ``bench_config.json`` it is copied too, and ``--out/targets.md`` judges
-the targets on the seeds finished so far (the same summary as the full report, so a verdict on fewer than the
+the targets on the seeds finished so far (the training-cost target on the probes in ``cost/*.json``, copied to
+``--out/cost``) (the same summary as the full report, so a verdict on fewer than the
 matrix's seeds is provisional and is labelled with its ``n``).
 """
 
@@ -49,9 +50,9 @@ def rows(cells: list[dict]) -> list[str]:
     return out
 
 
-def targets(cells: list[dict], config: dict) -> list[str]:
-    """The target table (and ready vs negative training) on the cells finished so far."""
-    s = summarise_readiness({"cells": cells, "config": config})
+def targets(cells: list[dict], config: dict, cost: list[dict] | None = None) -> list[str]:
+    """The target table (and ready vs negative training) on the cells (and cost probes) finished so far."""
+    s = summarise_readiness({"cells": cells, "config": config, "cost": cost or []})
     seeds = sorted({c["seed"] for c in cells})
     out = [
         f"Targets on the seeds finished so far ({seeds} of {config['seeds']}; provisional until every seed is in).",
@@ -68,16 +69,22 @@ def targets(cells: list[dict], config: dict) -> list[str]:
     return out
 
 
+def _copy_records(work: Path, out: Path, sub: str) -> list[dict]:
+    """Copies ``work/sub/*.json`` into ``out/sub`` and returns them loaded (none when the folder is absent)."""
+    files = sorted((work / sub).glob("*.json"))
+    if files:
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    for f in files:
+        shutil.copy2(f, out / sub / f.name)
+    return [json.loads(f.read_text(encoding="utf-8")) for f in files]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", type=Path, required=True, help="the matrix's work folder (holds cells/)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    files = sorted((args.work / "cells").glob("*.json"))
-    (args.out / "cells").mkdir(parents=True, exist_ok=True)
-    for f in files:
-        shutil.copy2(f, args.out / "cells" / f.name)
-    cells = [json.loads(f.read_text(encoding="utf-8")) for f in files]
+    cells, cost = (_copy_records(args.work, args.out, sub) for sub in ("cells", "cost"))
     header = ["| group / setting | seed | variant | method | steps | reached | test acc before | acc after (TA) | "
               "relearn UA (mean) | retrained floor |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     (args.out / "table.md").write_text("\n".join([*header, *rows(cells)]) + "\n", encoding="utf-8")
@@ -85,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if config_file.is_file() and cells:
         shutil.copy2(config_file, args.out / "bench_config.json")
         config = json.loads(config_file.read_text(encoding="utf-8"))["config"]
-        (args.out / "targets.md").write_text("\n".join(targets(cells, config)) + "\n", encoding="utf-8")
+        (args.out / "targets.md").write_text("\n".join(targets(cells, config, cost)) + "\n", encoding="utf-8")
     print(f"{len(cells)} cells → {args.out}")
     return 0
 

@@ -50,3 +50,22 @@ def test_partial_targets_from_the_matrix_config(tmp_path):
     assert "provisional" in text and "| class / in | ga | unlearning steps, ready / standard" in text
     assert re.search(r"\| class / in \| ga \| \d+\.\d{3} \[", text)  # ready / negtrain steps, paired by seed
     assert (tmp_path / "out" / "bench_config.json").is_file()
+
+
+def test_partial_judges_training_cost_on_the_copied_probes(tmp_path):
+    spec = importlib.util.spec_from_file_location("partial", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    results = json.loads((SCRIPT.parent / "mnist" / "results.json").read_text())
+    work = tmp_path / "work"
+    (work / "cells").mkdir(parents=True)
+    (work / "cost").mkdir()
+    (work / "bench_config.json").write_text(json.dumps({"preset": results["preset"], "config": results["config"]}))
+    cell = next(c for c in results["cells"] if c["seed"] == 0 and c["targeted"])
+    (work / "cells" / "one.json").write_text(json.dumps(cell))
+    probe = {"seed": 0, "group": cell["group"], "ready_seconds": 30.0, "standard_seconds": 10.0}
+    (work / "cost" / "seed0.json").write_text(json.dumps(probe))
+    assert module.main(["--work", str(work), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "targets.md").read_text()
+    assert re.search(r"training cost incl\. α calibration.*\| 3\.000 \(n=1\)", text)
+    assert (tmp_path / "out" / "cost" / "seed0.json").is_file()
