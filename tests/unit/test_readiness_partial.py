@@ -33,18 +33,25 @@ def test_partial_table(tmp_path):
     assert (tmp_path / "out" / "cells" / "class-in-seed3-abc.json").is_file()
 
 
-def test_partial_targets_from_the_matrix_config(tmp_path):
-    """With the matrix's bench_config.json the partial folder also judges the targets on the finished seeds."""
+def _mnist_work(tmp_path: Path, seeds: tuple[int, ...]):
+    """The partial module, and a work folder holding the MNIST matrix's config and its cells of ``seeds``."""
     spec = importlib.util.spec_from_file_location("partial", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    # Real cells of the MNIST matrix: the first three seeds, laid out as an interrupted run's work folder.
+    # Real cells of the MNIST matrix, laid out as an interrupted run's work folder.
     results = json.loads((SCRIPT.parent / "mnist" / "results.json").read_text())
     work = tmp_path / "work"
     (work / "cells").mkdir(parents=True)
     (work / "bench_config.json").write_text(json.dumps({"preset": results["preset"], "config": results["config"]}))
-    for i, cell in enumerate(c for c in results["cells"] if c["seed"] in (0, 1, 2)):
+    cells = [c for c in results["cells"] if c["seed"] in seeds]
+    for i, cell in enumerate(cells):
         (work / "cells" / f"{cell['group']}-{cell['setting']}-seed{cell['seed']}-{i}.json").write_text(json.dumps(cell))
+    return module, work, cells
+
+
+def test_partial_targets_from_the_matrix_config(tmp_path):
+    """With the matrix's bench_config.json the partial folder also judges the targets on the finished seeds."""
+    module, work, _ = _mnist_work(tmp_path, (0, 1, 2))
     assert module.main(["--work", str(work), "--out", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "targets.md").read_text()
     assert "provisional" in text and "| class / in | ga | unlearning steps, ready / standard" in text
@@ -53,17 +60,10 @@ def test_partial_targets_from_the_matrix_config(tmp_path):
 
 
 def test_partial_judges_training_cost_on_the_copied_probes(tmp_path):
-    spec = importlib.util.spec_from_file_location("partial", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    results = json.loads((SCRIPT.parent / "mnist" / "results.json").read_text())
-    work = tmp_path / "work"
-    (work / "cells").mkdir(parents=True)
+    module, work, cells = _mnist_work(tmp_path, (0,))
+    group = next(c["group"] for c in cells if c["targeted"])
     (work / "cost").mkdir()
-    (work / "bench_config.json").write_text(json.dumps({"preset": results["preset"], "config": results["config"]}))
-    cell = next(c for c in results["cells"] if c["seed"] == 0 and c["targeted"])
-    (work / "cells" / "one.json").write_text(json.dumps(cell))
-    probe = {"seed": 0, "group": cell["group"], "ready_seconds": 30.0, "standard_seconds": 10.0}
+    probe = {"seed": 0, "group": group, "ready_seconds": 30.0, "standard_seconds": 10.0}
     (work / "cost" / "seed0.json").write_text(json.dumps(probe))
     assert module.main(["--work", str(work), "--out", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "targets.md").read_text()
