@@ -9,8 +9,9 @@ LoRA model and training rows it alternates blocks of plain fine-tuning steps wit
 the readiness term, on copies of the model, in this process's CPU time (other jobs on the machine hit
 neither). The whole-run ratio counts the readiness steps as the preset's run takes them (every ``meta_every``-th
 of its epochs × steps). α is given for group requests, so no α measurement is added; measuring the cap on the
-held-out rows (one forward pass over at most 256 rows per epoch) is not timed. It also records the autograd
-memory of one plain step and one step with the term.
+held-out rows (one forward pass over at most 256 rows per epoch) is not timed. It also records the process's peak
+resident memory after the timed steps and, unless ``--no-autograd-memory`` (needed for SmolLM2 on a 23 GB
+machine), an upper bound on the autograd memory of one plain step and one step with the term.
 
 Writes ``step_cost/results.json`` (with versions and the resolved configs) and ``step_cost/README.md`` beside
 this script.
@@ -47,8 +48,16 @@ SHAPES: dict[str, list[str]] = {
 }
 
 
-def measure_shape(preset: str, overrides: list[str], blocks: int, steps: int, seed: int = 0) -> dict[str, Any]:
-    """The training-cost probe and one step's autograd memory of one readiness setting on the preset's model."""
+def measure_shape(preset: str, overrides: list[str], blocks: int, steps: int, seed: int = 0,
+                  autograd_memory: bool = True) -> dict[str, Any]:  # fmt: skip
+    """The training-cost probe and one step's autograd memory of one readiness setting on the preset's model.
+
+    ``peak_rss_bytes`` is the process's peak resident memory once the timed steps are done (Linux/macOS; the
+    peak so far, so with several shapes it covers the earlier ones too). ``autograd_memory=False`` skips the
+    saved-tensor count: it keeps every tensor autograd saves alive until the step ends, an upper bound that on
+    SmolLM2 with the readiness term passed the 23 GB of the 2-core machine (the timed steps themselves peaked
+    at 7 GB).
+    """
     cfg, path = load_lm_bench_config(preset, overrides)
     with tempfile.TemporaryDirectory() as tmp:  # only the runner's data and model builders are used
         runner = LMBenchRunner(cfg, tmp, Path(path).stem, False)
@@ -59,21 +68,35 @@ def measure_shape(preset: str, overrides: list[str], blocks: int, steps: int, se
     cost = measure_training_cost(model, train, cfg.ready, 0, epochs=tcfg.epochs, batch_size=tcfg.batch_size,
                                  optim=tcfg.optim, seed=seed, blocks=blocks, steps=steps, task=task,
                                  heldout=heldout)  # fmt: skip
-    objective = ReadinessObjective(cfg.ready, train, 0, seed, task=task, heldout=heldout)
-    x, y = train.x[: tcfg.batch_size].clone(), train.y[: tcfg.batch_size].clone()
-    model.train()
-    plain = saved_tensor_bytes(lambda: task.loss(model, x, y))
-    ready = saved_tensor_bytes(lambda: task.loss(model, x, y) + objective(model, 0, 0)[0])
-    return {"cost": cost.to_dict(), "ready": to_dict(cfg.ready), "autograd_bytes": {"standard": plain, "ready": ready},
+    peak = peak_rss_bytes()
+    autograd = None
+    if autograd_memory:
+        objective = ReadinessObjective(cfg.ready, train, 0, seed, task=task, heldout=heldout)
+        x, y = train.x[: tcfg.batch_size].clone(), train.y[: tcfg.batch_size].clone()
+        model.train()
+        autograd = {"standard": saved_tensor_bytes(lambda: task.loss(model, x, y)),
+                    "ready": saved_tensor_bytes(lambda: task.loss(model, x, y) + objective(model, 0, 0)[0])}  # fmt: skip
+    return {"cost": cost.to_dict(), "ready": to_dict(cfg.ready), "autograd_bytes": autograd, "peak_rss_bytes": peak,
             "train_rows": len(train), "batch_size": tcfg.batch_size, "epochs": tcfg.epochs}  # fmt: skip
 
 
+def peak_rss_bytes() -> int | None:
+    """This process's peak resident memory in bytes, or ``None`` where :mod:`resource` is missing (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
+
+
 def measure(preset: str, overrides: list[str], blocks: int, steps: int, seed: int = 0,
-            shapes: list[str] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+            shapes: list[int] | None = None, autograd_memory: bool = True) -> list[dict[str, Any]]:  # fmt: skip
     """:func:`measure_shape` for the shapes of :data:`SHAPES` named by their position in it (default: all)."""
     names = [name for i, name in enumerate(SHAPES) if shapes is None or i in shapes]
     return [{"shape": name, "overrides": SHAPES[name],
-             **measure_shape(preset, [*overrides, *SHAPES[name]], blocks, steps, seed)} for name in names]  # fmt: skip
+             **measure_shape(preset, [*overrides, *SHAPES[name]], blocks, steps, seed, autograd_memory)}
+            for name in names]  # fmt: skip
 
 
 def report(preset: str, rows: list[dict[str, Any]], blocks: int, steps: int) -> str:
@@ -84,12 +107,14 @@ def report(preset: str, rows: list[dict[str, Any]], blocks: int, steps: int) -> 
              "step (medians). *Training* = the whole fine-tune, ready / standard, the term on every `meta_every`-th "
              "step. Target for language models: training ≤ 2×.", "",
              "| readiness | plain step (s) | step with the term (s) | step | training | autograd memory plain → "
-             "ready |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+             "ready | process peak RSS |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
-        c, mem = r["cost"], r["autograd_bytes"]
+        c, mem, peak = r["cost"], r["autograd_bytes"], r.get("peak_rss_bytes")
+        autograd = "not measured" if mem is None else f"{mem['standard'] / 1e6:.0f} → {mem['ready'] / 1e6:.0f} MB"
+        rss = "n/a" if peak is None else f"{peak / 1e9:.1f} GB"
         lines.append(f"| {r['shape']} | {c['plain_step']:.2f} | {c['ready_step']:.2f} | {c['step_ratio']:.2f}× | "
-                     f"{c['ratio']:.2f}× | {mem['standard'] / 1e6:.0f} → {mem['ready'] / 1e6:.0f} MB |")  # fmt: skip
+                     f"{c['ratio']:.2f}× | {autograd} | {rss} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -107,11 +132,15 @@ def main(argv: list[str] | None = None) -> int:
         help="positions in SHAPES to measure (default: all; the "
         "second-order one holds about 10 GB on SmolLM2, so it may need a quiet machine)",
     )
+    p.add_argument("--no-autograd-memory", action="store_true",
+                   help="skip the saved-tensor upper bound (on SmolLM2 it needs more than 23 GB); the peak RSS of "
+                   "the timed steps is still recorded")  # fmt: skip
     p.add_argument("--out", type=Path, default=HERE, help="folder for results.json and README.md")
     p.add_argument("overrides", nargs="*", help="key=value overrides of the preset (e.g. for a small test run)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    rows = measure(args.preset, args.overrides, args.blocks, args.steps, args.seed, args.shapes)
+    rows = measure(args.preset, args.overrides, args.blocks, args.steps, args.seed, args.shapes,
+                   not args.no_autograd_memory)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {"preset": args.preset, "versions": versions(), "python": platform.python_version(),
             "threads": args.threads, "argv": argv if argv is not None else sys.argv[1:]}  # fmt: skip
