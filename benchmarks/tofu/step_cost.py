@@ -74,8 +74,9 @@ def measure_shape(preset: str, overrides: list[str], blocks: int, steps: int, se
         objective = ReadinessObjective(cfg.ready, train, 0, seed, task=task, heldout=heldout)
         x, y = train.x[: tcfg.batch_size].clone(), train.y[: tcfg.batch_size].clone()
         model.train()
-        autograd = {"standard": saved_tensor_bytes(lambda: task.loss(model, x, y)),
-                    "ready": saved_tensor_bytes(lambda: task.loss(model, x, y) + objective(model, 0, 0)[0])}  # fmt: skip
+        plain = saved_tensor_bytes(lambda: task.loss(model, x, y))
+        ready = saved_tensor_bytes(lambda: task.loss(model, x, y) + objective(model, 0, 0)[0])
+        autograd = {"standard": plain, "ready": ready}
     return {"cost": cost.to_dict(), "ready": to_dict(cfg.ready), "autograd_bytes": autograd, "peak_rss_bytes": peak,
             "train_rows": len(train), "batch_size": tcfg.batch_size, "epochs": tcfg.epochs}  # fmt: skip
 
