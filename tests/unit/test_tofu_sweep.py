@@ -95,7 +95,7 @@ def test_the_language_step_cost_probe_times_both_defaults(tmp_path):
         assert r["peak_rss_bytes"] > 10 * 2**20  # a Python process with torch loaded holds more than 10 MiB
     assert "| former group defaults" in (tmp_path / "README.md").read_text()
     # Without the saved-tensor bound (too big for SmolLM2 on 23 GB) the timing and the peak RSS remain.
-    assert probe.main([*args[:-len(tiny)], "--shapes", "1", "--no-autograd-memory", *tiny]) == 0
+    assert probe.main([*args[: -len(tiny)], "--shapes", "1", "--no-autograd-memory", *tiny]) == 0
     (row,) = json.loads((tmp_path / "results.json").read_text())["results"]
     assert row["autograd_bytes"] is None and row["cost"]["ratio"] > 1 and row["peak_rss_bytes"] > 0
     assert "not measured" in (tmp_path / "README.md").read_text()
