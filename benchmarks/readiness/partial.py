@@ -11,9 +11,9 @@ test-retain set for class requests), the mean held-out forget accuracy during th
 retrained model's value for it (the floor). Hand-written context goes in ``--out/README.md`` around it.
 
 When the work folder holds the matrix's ``bench_config.json`` it is copied too, and ``--out/targets.md`` judges
-the targets on the seeds finished so far (the training-cost target on the probes in ``cost/*.json``, copied to
-``--out/cost``) (the same summary as the full report, so a verdict on fewer than the
-matrix's seeds is provisional and is labelled with its ``n``).
+the targets on the seeds finished so far: the same summary as the full report, so a verdict on fewer than the
+matrix's seeds is provisional and is labelled with its ``n``. The training-cost target is judged on the probes in
+``cost/*.json``, which are copied to ``--out/cost``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from ready2unlearn.artifacts import atomic_write
 from ready2unlearn.report.readiness import summarise_readiness
 from ready2unlearn.report.readiness_report import ci_text, targets_table
 
@@ -79,6 +80,11 @@ def _copy_records(work: Path, out: Path, sub: str) -> list[dict]:
     return [json.loads(f.read_text(encoding="utf-8")) for f in files]
 
 
+def write_lines(path: Path, lines: list[str]) -> None:
+    """Writes ``lines`` as a text file atomically, so an interrupted run never leaves half a table."""
+    atomic_write(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n", encoding="utf-8"))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", type=Path, required=True, help="the matrix's work folder (holds cells/)")
@@ -87,12 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     cells, cost = (_copy_records(args.work, args.out, sub) for sub in ("cells", "cost"))
     header = ["| group / setting | seed | variant | method | steps | reached | test acc before | acc after (TA) | "
               "relearn UA (mean) | retrained floor |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    (args.out / "table.md").write_text("\n".join([*header, *rows(cells)]) + "\n", encoding="utf-8")
+    write_lines(args.out / "table.md", [*header, *rows(cells)])
     config_file = args.work / "bench_config.json"
     if config_file.is_file() and cells:
         shutil.copy2(config_file, args.out / "bench_config.json")
         config = json.loads(config_file.read_text(encoding="utf-8"))["config"]
-        (args.out / "targets.md").write_text("\n".join(targets(cells, config, cost)) + "\n", encoding="utf-8")
+        write_lines(args.out / "targets.md", targets(cells, config, cost))
     print(f"{len(cells)} cells → {args.out}")
     return 0
 
