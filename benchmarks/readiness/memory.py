@@ -9,6 +9,10 @@ shrank the ready / standard ratio. What autograd keeps depends on shapes, not on
 measures on a freshly initialised model), so the table is re-measured here from each run's recorded config
 with the bench's own, fixed probe, without re-running the matrix. ``results.json`` keeps the old figures under
 ``memory_probe1`` for the record.
+
+Since 2026-12-05 the probe also records the true peak each step allocates (``memory["peak"]``): the saved-tensor
+count keeps every saved tensor alive, so it overstates a readiness step, whose inner graph is freed halfway.
+Re-running this script adds the peak to a committed table.
 """
 
 from __future__ import annotations
@@ -51,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         memory = remeasure(HERE / name)
         std = memory["standard"]
         ratios = ", ".join(f"{k} {v / std:.2f}x" for k, v in memory.items() if k.startswith("ready-"))  # type: ignore[operator]
-        print(f"{name}: standard {std / 2**20:.2f} MiB; {ratios}")  # type: ignore[operator]
+        peak: dict[str, int] = memory.get("peak") or {}  # type: ignore[assignment]
+        peaks = ", ".join(f"{k} {v / 2**20:.2f} MiB" for k, v in peak.items() if v is not None)
+        print(f"{name}: saved: standard {std / 2**20:.2f} MiB; {ratios}; peak: {peaks}")  # type: ignore[operator]
     return 0
 
 

@@ -12,7 +12,8 @@ measured. On that model it
   the readiness term alternate on copies of the model, in CPU time, so other jobs on the machine hit neither;
   the whole-run ratio adds the readiness steps of epochs ``epochs/4`` to ``epochs`` and one α measurement
   (full, or fast);
-- records the autograd memory of one plain step and one step with the term.
+- records the memory of one plain step and one step with the term: the peak each allocates, and the
+  bytes autograd saves (an upper bound, kept for comparison with earlier tables).
 
 Writes ``step_cost/results.json`` (with versions and the resolved configs) and ``step_cost/README.md``.
 """
@@ -33,7 +34,7 @@ from ready2unlearn.config import from_dict, to_dict
 from ready2unlearn.engine.fit import fit
 from ready2unlearn.readiness import ReadinessObjective, ReadyConfig
 from ready2unlearn.readiness.calibrate import calibrate_alpha
-from ready2unlearn.readiness.cost import saved_tensor_bytes
+from ready2unlearn.readiness.cost import step_memory
 from ready2unlearn.readiness.timing import measure_training_cost
 from ready2unlearn.task import ClassificationTask
 
@@ -88,18 +89,23 @@ def measure(name: str, blocks: int, steps: int, seed: int = 0) -> dict[str, Any]
                                      calibration=cals["full"])  # fmt: skip
         fast = dataclasses.replace(cost, calibration=float(cals["fast"].seconds or 0.0))
         rows[key] = {"full": cost.to_dict(), "fast": fast.to_dict(), "config": to_dict(rcfg)}
-    # One readiness step's autograd memory vs one plain step's (shipped schedule, the measured α).
+    # One readiness step's memory vs one plain step's (shipped schedule, the measured α).
     task = ClassificationTask(classes)
     shipped = from_dict(ReadyConfig, {**base, "alpha": cals["full"].alpha})
     objective = ReadinessObjective(shipped.for_epochs(cfg.epochs), train, classes, seed)
     x, y = train.x[: cfg.batch_size].clone(), train.y[: cfg.batch_size].clone()  # a slice would count all of x
     model.train()
-    plain_mem = saved_tensor_bytes(lambda: task.loss(model, x, y))
-    ready_mem = saved_tensor_bytes(lambda: task.loss(model, x, y) + objective(model, 0, cfg.epochs - 1)[0])
+    memory = step_memory(
+        model,
+        {
+            "standard": lambda: task.loss(model, x, y),
+            "ready": lambda: task.loss(model, x, y) + objective(model, 0, cfg.epochs - 1)[0],
+        },
+    )
     return {
         "model": name, "seed": seed, "train_size": len(train), "batch_size": cfg.batch_size, "epochs": cfg.epochs,
         "calibration": {mode: c.to_dict() for mode, c in cals.items()}, "configs": rows,
-        "autograd_bytes": {"standard": plain_mem, "ready": ready_mem},
+        "autograd_bytes": memory["saved"], "peak_bytes": memory["peak"],
     }  # fmt: skip
 
 
@@ -111,17 +117,22 @@ def report(results: list[dict[str, Any]]) -> str:
              "run, ready / standard: readiness steps from epoch ⌊epochs/4⌋ on plus one α measurement, `full` or "
              "`fast`. Target: training ≤ 1.5×.", "",
              "| model | schedule | step | readiness steps (× standard training) | α measurement full / fast | "
-             "training, α full | training, α fast | autograd memory plain → ready |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "training, α full | training, α fast | step peak plain → ready | autograd saved plain → ready |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in results:
-        mem = r["autograd_bytes"]
-        memory = f"{mem['standard'] / 1e6:.2f} → {mem['ready'] / 1e6:.2f} MB"
+        memory = " | ".join(_plain_to_ready(r.get(k)) for k in ("peak_bytes", "autograd_bytes"))
         for key, row in r["configs"].items():
             full, fast = row["full"], row["fast"]
             lines.append(f"| {r['model']} | {key} | {full['step_ratio']:.2f} | {full['steps_share']:.2f} | "
                          f"{full['calibration_share']:.2f} / {fast['calibration_share']:.2f} | {full['ratio']:.2f}× | "
                          f"{fast['ratio']:.2f}× | {memory} |")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _plain_to_ready(mem: dict[str, int | None] | None) -> str:
+    if not mem or mem.get("standard") is None or mem.get("ready") is None:
+        return "not measured"  # results from before the peak was recorded
+    return f"{mem['standard'] / 1e6:.2f} → {mem['ready'] / 1e6:.2f} MB"
 
 
 def main(argv: list[str] | None = None) -> int:

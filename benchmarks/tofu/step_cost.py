@@ -9,9 +9,10 @@ LoRA model and training rows it alternates blocks of plain fine-tuning steps wit
 the readiness term, on copies of the model, in this process's CPU time (other jobs on the machine hit
 neither). The whole-run ratio counts the readiness steps as the preset's run takes them (every ``meta_every``-th
 of its epochs × steps). α is given for group requests, so no α measurement is added; measuring the cap on the
-held-out rows (one forward pass over at most 256 rows per epoch) is not timed. It also records the process's peak
-resident memory after the timed steps and, unless ``--no-autograd-memory`` (needed for SmolLM2 on a 23 GB
-machine), an upper bound on the autograd memory of one plain step and one step with the term.
+held-out rows (one forward pass over at most 256 rows per epoch) is not timed. It also records the peak memory one
+plain step and one step with the term allocate, the process's peak resident memory after the timed steps and,
+unless ``--no-autograd-memory`` (needed for SmolLM2 on a 23 GB machine), the saved-tensor upper bound on the
+autograd memory of the two steps.
 
 Writes ``step_cost/results.json`` (with versions and the resolved configs) and ``step_cost/README.md`` beside
 this script.
@@ -31,7 +32,7 @@ import torch
 from ready2unlearn.artifacts import atomic_write, versions, write_json
 from ready2unlearn.config import to_dict
 from ready2unlearn.readiness import ReadinessObjective
-from ready2unlearn.readiness.cost import saved_tensor_bytes
+from ready2unlearn.readiness.cost import step_memory
 from ready2unlearn.readiness.timing import measure_training_cost
 from ready2unlearn.recipes.lm_bench import LMBenchRunner, load_lm_bench_config
 
@@ -50,13 +51,14 @@ SHAPES: dict[str, list[str]] = {
 
 def measure_shape(preset: str, overrides: list[str], blocks: int, steps: int, seed: int = 0,
                   autograd_memory: bool = True) -> dict[str, Any]:  # fmt: skip
-    """The training-cost probe and one step's autograd memory of one readiness setting on the preset's model.
+    """The training-cost probe and one step's memory of one readiness setting on the preset's model.
 
-    ``peak_rss_bytes`` is the process's peak resident memory once the timed steps are done (Linux/macOS; the
-    peak so far, so with several shapes it covers the earlier ones too). ``autograd_memory=False`` skips the
-    saved-tensor count: it keeps every tensor autograd saves alive until the step ends, an upper bound that on
-    SmolLM2 with the readiness term passed the 23 GB of the 2-core machine (the timed steps themselves peaked
-    at 7 GB).
+    ``peak_bytes`` is the most one plain step and one step with the term allocate at any moment (loss, backward
+    and gradients; :func:`~ready2unlearn.readiness.cost.peak_allocated_bytes`). ``peak_rss_bytes`` is the
+    process's peak resident memory once the timed steps are done (Linux/macOS; the peak so far, so with several
+    shapes it covers the earlier ones too). ``autograd_memory=False`` skips the saved-tensor count: it keeps
+    every tensor autograd saves alive until the step ends, an upper bound that on SmolLM2 with the readiness
+    term passed the 23 GB of the 2-core machine (the timed steps themselves peaked at 7 GB).
     """
     cfg, path = load_lm_bench_config(preset, overrides)
     with tempfile.TemporaryDirectory() as tmp:  # only the runner's data and model builders are used
@@ -69,15 +71,14 @@ def measure_shape(preset: str, overrides: list[str], blocks: int, steps: int, se
                                  optim=tcfg.optim, seed=seed, blocks=blocks, steps=steps, task=task,
                                  heldout=heldout)  # fmt: skip
     peak = peak_rss_bytes()
-    autograd = None
-    if autograd_memory:
-        objective = ReadinessObjective(cfg.ready, train, 0, seed, task=task, heldout=heldout)
-        x, y = train.x[: tcfg.batch_size].clone(), train.y[: tcfg.batch_size].clone()
-        model.train()
-        plain = saved_tensor_bytes(lambda: task.loss(model, x, y))
-        ready = saved_tensor_bytes(lambda: task.loss(model, x, y) + objective(model, 0, 0)[0])
-        autograd = {"standard": plain, "ready": ready}
-    return {"cost": cost.to_dict(), "ready": to_dict(cfg.ready), "autograd_bytes": autograd, "peak_rss_bytes": peak,
+    objective = ReadinessObjective(cfg.ready, train, 0, seed, task=task, heldout=heldout)
+    x, y = train.x[: tcfg.batch_size].clone(), train.y[: tcfg.batch_size].clone()
+    model.train()
+    memory = step_memory(model, {"standard": lambda: task.loss(model, x, y),
+                                 "ready": lambda: task.loss(model, x, y) + objective(model, 0, 0)[0]},
+                         runner.device, saved=autograd_memory)  # fmt: skip
+    return {"cost": cost.to_dict(), "ready": to_dict(cfg.ready), "autograd_bytes": memory["saved"],
+            "peak_bytes": memory["peak"], "peak_rss_bytes": peak,
             "train_rows": len(train), "batch_size": tcfg.batch_size, "epochs": tcfg.epochs}  # fmt: skip
 
 
@@ -107,16 +108,22 @@ def report(preset: str, rows: list[dict[str, Any]], blocks: int, steps: int) -> 
              f"interleaved blocks of {steps} steps per kind. *Step* = a step with the readiness term / a plain "
              "step (medians). *Training* = the whole fine-tune, ready / standard, the term on every `meta_every`-th "
              "step. Target for language models: training ≤ 2×.", "",
-             "| readiness | plain step (s) | step with the term (s) | step | training | autograd memory plain → "
-             "ready | process peak RSS |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| readiness | plain step (s) | step with the term (s) | step | training | step peak plain → ready | "
+             "autograd saved plain → ready | process peak RSS |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
-        c, mem, peak = r["cost"], r["autograd_bytes"], r.get("peak_rss_bytes")
-        autograd = "not measured" if mem is None else f"{mem['standard'] / 1e6:.0f} → {mem['ready'] / 1e6:.0f} MB"
-        rss = "n/a" if peak is None else f"{peak / 1e9:.1f} GB"
+        c, rss = r["cost"], r.get("peak_rss_bytes")
+        rss_text = "n/a" if rss is None else f"{rss / 1e9:.1f} GB"
         lines.append(f"| {r['shape']} | {c['plain_step']:.2f} | {c['ready_step']:.2f} | {c['step_ratio']:.2f}× | "
-                     f"{c['ratio']:.2f}× | {autograd} | {rss} |")  # fmt: skip
+                     f"{c['ratio']:.2f}× | {_plain_to_ready(r.get('peak_bytes'))} | "
+                     f"{_plain_to_ready(r['autograd_bytes'])} | {rss_text} |")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _plain_to_ready(mem: dict[str, int | None] | None) -> str:
+    if not mem or mem.get("standard") is None or mem.get("ready") is None:
+        return "not measured"
+    return f"{mem['standard'] / 1e6:.0f} → {mem['ready'] / 1e6:.0f} MB"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         "second-order one holds about 10 GB on SmolLM2, so it may need a quiet machine)",
     )
     p.add_argument("--no-autograd-memory", action="store_true",
-                   help="skip the saved-tensor upper bound (on SmolLM2 it needs more than 23 GB); the peak RSS of "
-                   "the timed steps is still recorded")  # fmt: skip
+                   help="skip the saved-tensor upper bound (on SmolLM2 it needs more than 23 GB); the steps' peak "
+                   "allocation and the peak RSS of the timed steps are still recorded")  # fmt: skip
     p.add_argument("--out", type=Path, default=HERE, help="folder for results.json and README.md")
     p.add_argument("overrides", nargs="*", help="key=value overrides of the preset (e.g. for a small test run)")
     args = p.parse_args(argv)

@@ -91,6 +91,7 @@ def test_ready_bench_end_to_end_and_resume(tmp_path, monkeypatch):
     vs_negtrain = {(r["group"], r["setting"]) for r in results["summary"]["vs_negtrain"]}
     assert vs_negtrain == {("class", "in"), ("class", "out")}
     assert results["memory"]["ready-class"] > results["memory"]["standard"] > 0
+    assert results["memory"]["peak"]["ready-class"] > results["memory"]["peak"]["standard"] > 0
     # One batch of activations, not the training set its batch was cut from (a slice shares the set's storage).
     digits_x = load_split(DataConfig(name="digits")).train.x
     assert results["memory"]["standard"] < digits_x.nbytes / 4

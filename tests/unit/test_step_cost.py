@@ -34,4 +34,5 @@ def test_step_cost_writes_ratios_memory_and_calibration(tmp_path):
         "full"]["ready_calls"]  # fmt: skip
     # A readiness step keeps more tensors for backward than a plain one (inner step + look-ahead forwards).
     assert result["autograd_bytes"]["ready"] > result["autograd_bytes"]["standard"]
+    assert result["peak_bytes"]["ready"] > result["peak_bytes"]["standard"] > 0
     assert "| tabular |" in (tmp_path / "README.md").read_text()

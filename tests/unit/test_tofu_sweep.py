@@ -92,10 +92,13 @@ def test_the_language_step_cost_probe_times_both_defaults(tmp_path):
     for r in rows:
         assert r["cost"]["ready_step"] > 0 and r["cost"]["ratio"] > 1
         assert r["autograd_bytes"]["ready"] > r["autograd_bytes"]["standard"]
+        assert r["peak_bytes"]["ready"] > r["peak_bytes"]["standard"] > 0
         assert r["peak_rss_bytes"] > 10 * 2**20  # a Python process with torch loaded holds more than 10 MiB
     assert "| former group defaults" in (tmp_path / "README.md").read_text()
-    # Without the saved-tensor bound (too big for SmolLM2 on 23 GB) the timing and the peak RSS remain.
+    # Without the saved-tensor bound (too big for SmolLM2 on 23 GB) the timing and both peaks remain.
     assert probe.main([*args[: -len(tiny)], "--shapes", "1", "--no-autograd-memory", *tiny]) == 0
     (row,) = json.loads((tmp_path / "results.json").read_text())["results"]
     assert row["autograd_bytes"] is None and row["cost"]["ratio"] > 1 and row["peak_rss_bytes"] > 0
-    assert "not measured" in (tmp_path / "README.md").read_text()
+    assert row["peak_bytes"]["ready"] > row["peak_bytes"]["standard"] > 0
+    table = (tmp_path / "README.md").read_text()
+    assert "not measured" in table and f"{row['peak_bytes']['ready'] / 1e6:.0f} MB" in table

@@ -52,7 +52,7 @@ from ready2unlearn.progress import progress_bar
 from ready2unlearn.readiness.baselines import NegativeTrainingObjective, fit_downweighted, fit_dp_sgd
 from ready2unlearn.readiness.calibrate import Calibration, calibrate_alpha
 from ready2unlearn.readiness.config import ReadyConfig
-from ready2unlearn.readiness.cost import saved_tensor_bytes, state_bytes
+from ready2unlearn.readiness.cost import state_bytes, step_memory
 from ready2unlearn.readiness.flooding import PoolFlooding
 from ready2unlearn.readiness.objective import ReadinessObjective, constraint_health
 from ready2unlearn.readiness.sampler import RevocableSet
@@ -429,8 +429,9 @@ class ReadyBenchRunner:
         readies = {g.name: to_dict(cfg.group_ready(g).resolved()) for g in cfg.groups}
         jobs: list[tuple[str, dict[str, Any], Callable[[], dict[str, Any]]]] = []
         if cfg.memory:
-            # `probe` 2: batches are copies (probe 1 sliced the training set, so it counted the whole set).
-            jobs.append(("memory", {"train": to_dict(env.train_cfg), "ready": readies, "probe": 2},
+            # `probe` 2: batches are copies (probe 1 sliced the training set, so it counted the whole set);
+            # 3 adds the peak allocated bytes.
+            jobs.append(("memory", {"train": to_dict(env.train_cfg), "ready": readies, "probe": 3},
                          lambda: self.measure_memory(env, seed)))  # fmt: skip
         if cfg.sequential.count:
             sc = cfg.sequential
@@ -445,9 +446,11 @@ class ReadyBenchRunner:
             self._extra_files[name] = path
 
     def measure_memory(self, env: SeedEnv, seed: int) -> dict[str, Any]:
-        """Autograd bytes of one standard step and one ready step per group (same batch size).
+        """Memory of one standard step and one ready step per group (same batch size).
 
-        Measured on a freshly initialised model: what autograd keeps depends on shapes, not on trained values.
+        Two measures per step: the bytes autograd saves (an upper bound, as earlier reports gave it) and the
+        peak bytes the step allocates (``peak``, see :func:`~ready2unlearn.readiness.cost.peak_allocated_bytes`).
+        Measured on a freshly initialised model: what a step allocates depends on shapes, not on trained values.
         """
         torch.manual_seed(seed)
         model = env.factory().train()
@@ -455,8 +458,7 @@ class ReadyBenchRunner:
         bs = env.train_cfg.batch_size
         # Copies, not slices: a slice shares the whole training set's storage, which autograd would then count.
         x, y = train.x[:bs].clone(), train.y[:bs].clone()
-        out = {"batch_size": bs, "state_bytes": state_bytes(model),
-               "standard": saved_tensor_bytes(lambda: env.task.loss(model, x, y))}  # fmt: skip
+        steps: dict[str, Callable[[], torch.Tensor]] = {"standard": lambda: env.task.loss(model, x, y)}
         for group in self.cfg.groups:
             rcfg = self.cfg.group_ready(group).resolved()
             if rcfg.alpha == "auto":  # memory does not depend on the step size; a measured α needs a trained model
@@ -467,8 +469,10 @@ class ReadyBenchRunner:
                 extra, _ = obj(model, 0, obj.cfg.start_epoch)
                 return env.task.loss(model, x, y) + extra
 
-            out[f"ready-{group.name}"] = saved_tensor_bytes(step)
-        return out
+            steps[f"ready-{group.name}"] = step
+        memory = step_memory(model, steps, self.device)
+        # The saved bytes stay at the top level, where reports before the peak was measured read them.
+        return {"batch_size": bs, "state_bytes": state_bytes(model), **memory["saved"], "peak": memory["peak"]}
 
     def _sequential(self, env: SeedEnv, seed: int) -> dict[str, Any]:
         """``count`` requests one after another on the standard and the ready model of ``sequential.group``."""

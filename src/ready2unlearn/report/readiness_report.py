@@ -228,12 +228,19 @@ def _sequential_lines(q: Mapping[str, Any]) -> list[str]:
 
 
 def _memory_lines(m: Mapping[str, Any]) -> list[str]:
-    std = m["standard"]
-    lines = ["## Memory per training step (autograd saved tensors)", "",
-             f"Batch {m['batch_size']}; parameters + buffers {m['state_bytes'] / 2**20:.2f} MiB (same for all).",
-             "", "| model | MiB | ratio to standard |", "|---|---|---|",
-             f"| standard | {std / 2**20:.2f} | 1.00 |"]  # fmt: skip
-    lines += [f"| {k} | {v / 2**20:.2f} | {v / std:.2f} |" for k, v in m.items() if k.startswith("ready-")]
+    """One training step's memory: autograd's saved bytes (an upper bound) and, where measured, the true peak."""
+    std, peak = m["standard"], m.get("peak") or {}
+    models = ["standard", *(k for k in m if k.startswith("ready-"))]
+    lines = ["## Memory per training step", "",
+             f"Batch {m['batch_size']}; parameters + buffers {m['state_bytes'] / 2**20:.2f} MiB (same for all). "
+             "*Saved* = the bytes autograd saves for backward, each kept alive to the end of the step (an upper "
+             "bound). *Peak* = the most the step (loss, backward and its gradients) has allocated at any moment "
+             "above what was live before it.", "",
+             "| model | saved MiB | ratio | peak MiB | ratio |", "|---|---|---|---|---|"]  # fmt: skip
+    for k in models:
+        p, p0 = peak.get(k), peak.get("standard")
+        ptxt = "n/a | n/a" if p is None or not p0 else f"{p / 2**20:.2f} | {p / p0:.2f}"
+        lines.append(f"| {k} | {m[k] / 2**20:.2f} | {m[k] / std:.2f} | {ptxt} |")
     return [*lines, ""]
 
 
