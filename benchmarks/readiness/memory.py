@@ -13,6 +13,10 @@ with the bench's own, fixed probe, without re-running the matrix. ``results.json
 Since 2026-12-05 the probe also records the true peak each step allocates (``memory["peak"]``): the saved-tensor
 count keeps every saved tensor alive, so it overstates a readiness step, whose inner graph is freed halfway.
 Re-running this script adds the peak to a committed table.
+
+A partial matrix folder (``bench_config.json`` and finished cells, no ``results.json``; see ``partial.py``) gets
+the ``memory.json`` the bench itself would write on its first seed, keyed by the same config, and
+``partial.py`` adds its table to ``targets.md``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 
 from ready2unlearn.artifacts import write_json
 from ready2unlearn.config import from_dict
+from ready2unlearn.recipes.cache import store_json
 from ready2unlearn.recipes.ready_bench import ReadyBenchConfig, ReadyBenchRunner
 from ready2unlearn.report.readiness_report import write_readiness_report
 
@@ -32,7 +37,12 @@ HERE = Path(__file__).resolve().parent
 
 
 def remeasure(folder: Path) -> dict[str, object]:
-    """Replaces ``memory`` in ``folder/results.json`` with a fresh measurement and re-renders ``report.md``."""
+    """Replaces ``memory`` in ``folder/results.json`` with a fresh measurement and re-renders ``report.md``.
+
+    A folder without ``results.json`` but with a partial matrix's ``bench_config.json`` gets ``memory.json``.
+    """
+    if not (folder / "results.json").is_file():
+        return measure_partial(folder)
     results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
     cfg = from_dict(ReadyBenchConfig, results["config"])
     seed = results["seeds"][0]  # the bench measures memory on its first seed
@@ -44,6 +54,19 @@ def remeasure(folder: Path) -> dict[str, object]:
     results["memory"] = memory
     write_json(folder / "results.json", results)
     write_readiness_report(results, folder)
+    return memory
+
+
+def measure_partial(folder: Path) -> dict[str, object]:
+    """Writes ``folder/memory.json`` for a partial matrix, as its bench would on the first seed."""
+    bench = json.loads((folder / "bench_config.json").read_text(encoding="utf-8"))
+    cfg = from_dict(ReadyBenchConfig, bench["config"])
+    seed = cfg.seeds[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        runner = ReadyBenchRunner(cfg, tmp, bench["preset"], show_progress=False)
+        env = runner.classifier.env(seed)
+        memory = runner.measure_memory(env, seed)
+        store_json(folder / "memory.json", runner.memory_config(env), memory)
     return memory
 
 

@@ -13,7 +13,8 @@ retrained model's value for it (the floor). Hand-written context goes in ``--out
 When the work folder holds the matrix's ``bench_config.json`` it is copied too, and ``--out/targets.md`` judges
 the targets on the seeds finished so far: the same summary as the full report, so a verdict on fewer than the
 matrix's seeds is provisional and is labelled with its ``n``. The training-cost target is judged on the probes in
-``cost/*.json``, which are copied to ``--out/cost``.
+``cost/*.json``, which are copied to ``--out/cost``. Where ``--work`` or ``--out`` holds the bench's
+``memory.json`` (``memory.py`` writes one for a partial folder), its memory-per-step table follows the targets.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from ready2unlearn.artifacts import atomic_write
 from ready2unlearn.report.readiness import summarise_readiness
-from ready2unlearn.report.readiness_report import ci_text, targets_table
+from ready2unlearn.report.readiness_report import ci_text, memory_lines, targets_table
 
 
 def _relearn_mean(relearn: dict | None) -> float:
@@ -80,6 +81,14 @@ def _copy_records(work: Path, out: Path, sub: str) -> list[dict]:
     return [json.loads(f.read_text(encoding="utf-8")) for f in files]
 
 
+def _memory(work: Path, out: Path) -> dict | None:
+    """The bench's memory-per-step record, copied from ``work`` when it has one, else ``out``'s own."""
+    if (work / "memory.json").is_file() and work.resolve() != out.resolve():
+        shutil.copy2(work / "memory.json", out / "memory.json")
+    path = out / "memory.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def write_lines(path: Path, lines: list[str]) -> None:
     """Writes ``lines`` as a text file atomically, so an interrupted run never leaves half a table."""
     atomic_write(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n", encoding="utf-8"))
@@ -98,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     if config_file.is_file() and cells:
         shutil.copy2(config_file, args.out / "bench_config.json")
         config = json.loads(config_file.read_text(encoding="utf-8"))["config"]
-        write_lines(args.out / "targets.md", targets(cells, config, cost))
+        memory = _memory(args.work, args.out)
+        write_lines(
+            args.out / "targets.md", [*targets(cells, config, cost), *(["", *memory_lines(memory)] if memory else [])]
+        )
     print(f"{len(cells)} cells → {args.out}")
     return 0
 

@@ -30,3 +30,15 @@ def test_remeasure_replaces_the_memory_table_and_keeps_the_old_one(tmp_path):
     after = json.loads((tmp_path / "results.json").read_text())
     assert after["memory"] == measured and after["memory_probe1"] == stale
     assert f"| standard | {measured['standard'] / 2**20:.2f} | 1.00 |" in (tmp_path / "report.md").read_text()
+
+
+def test_a_partial_folder_gets_the_memory_record_its_bench_would_write(tmp_path):
+    module = load_script("readiness/memory.py")
+    run = tmp_path / "run"
+    measured = ReadyBenchRunner(from_dict(ReadyBenchConfig, MINI), run, "mini", show_progress=False).run()["memory"]
+    partial = tmp_path / "partial"  # finished cells and the matrix config, no results.json
+    partial.mkdir()
+    (partial / "bench_config.json").write_text(json.dumps({"preset": "mini", "config": MINI}))
+    assert module.remeasure(partial) == measured
+    written, bench = (json.loads((d / "memory.json").read_text()) for d in (partial, run))
+    assert written == bench  # same figures and the same cache key, so a resumed bench reuses the file

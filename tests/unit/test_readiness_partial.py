@@ -70,3 +70,15 @@ def test_partial_judges_training_cost_on_the_copied_probes(tmp_path):
     text = (tmp_path / "out" / "targets.md").read_text()
     assert re.search(r"training cost incl\. α calibration.*\| 3\.000 \(n=1\)", text)
     assert (tmp_path / "out" / "cost" / "seed0.json").is_file()
+
+
+def test_partial_shows_the_memory_table_of_the_bench_record(tmp_path):
+    """A memory.json in the work folder (as the bench or memory.py writes it) is copied and tabulated."""
+    module, work, _ = _mnist_work(tmp_path, (0,))
+    memory = {"batch_size": 128, "state_bytes": 2**20, "standard": 10 * 2**20, "ready-class": 30 * 2**20,
+              "peak": {"standard": 8 * 2**20, "ready-class": 20 * 2**20}}  # fmt: skip
+    (work / "memory.json").write_text(json.dumps(memory))
+    assert module.main(["--work", str(work), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "targets.md").read_text()
+    assert "| ready-class | 30.00 | 3.00 | 20.00 | 2.50 |" in text
+    assert (tmp_path / "out" / "memory.json").is_file()

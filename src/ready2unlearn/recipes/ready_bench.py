@@ -426,17 +426,15 @@ class ReadyBenchRunner:
     def _extras(self, env: SeedEnv, seed: int) -> None:
         """Memory per step and sequential requests on the first seed, each cached by its own config."""
         cfg = self.cfg
-        readies = {g.name: to_dict(cfg.group_ready(g).resolved()) for g in cfg.groups}
         jobs: list[tuple[str, dict[str, Any], Callable[[], dict[str, Any]]]] = []
         if cfg.memory:
-            # `probe` 2: batches are copies (probe 1 sliced the training set, so it counted the whole set);
-            # 3 adds the peak allocated bytes.
-            jobs.append(("memory", {"train": to_dict(env.train_cfg), "ready": readies, "probe": 3},
-                         lambda: self.measure_memory(env, seed)))  # fmt: skip
+            jobs.append(("memory", self.memory_config(env), lambda: self.measure_memory(env, seed)))
         if cfg.sequential.count:
             sc = cfg.sequential
-            conf = {"standard": self.classifier.model_key(env, "standard", {}), "ready": readies[sc.group],
-                    "train": to_dict(env.train_cfg), "sequential": to_dict(sc),
+            group = next(g for g in cfg.groups if g.name == sc.group)
+            conf = {"standard": self.classifier.model_key(env, "standard", {}),
+                    "ready": to_dict(cfg.group_ready(group).resolved()), "train": to_dict(env.train_cfg),
+                    "sequential": to_dict(sc),
                     "stop": to_dict(cfg.kind_stop("random")), "methods": [to_dict(m) for m in cfg.methods]}  # fmt: skip
             jobs.append(("sequential", conf, lambda: self._sequential(env, seed)))
         for name, conf, make in jobs:
@@ -444,6 +442,13 @@ class ReadyBenchRunner:
             if load_json(path, conf) is None:
                 store_json(path, conf, make())
             self._extra_files[name] = path
+
+    def memory_config(self, env: SeedEnv) -> dict[str, Any]:
+        """What :meth:`measure_memory`'s result depends on: the cache config of the bench's ``memory.json``."""
+        readies = {g.name: to_dict(self.cfg.group_ready(g).resolved()) for g in self.cfg.groups}
+        # `probe` 2: batches are copies (probe 1 sliced the training set, so it counted the whole set);
+        # 3 adds the peak allocated bytes.
+        return {"train": to_dict(env.train_cfg), "ready": readies, "probe": 3}
 
     def measure_memory(self, env: SeedEnv, seed: int) -> dict[str, Any]:
         """Memory of one standard step and one ready step per group (same batch size).

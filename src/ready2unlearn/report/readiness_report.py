@@ -227,7 +227,7 @@ def _sequential_lines(q: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def _memory_lines(m: Mapping[str, Any]) -> list[str]:
+def memory_lines(m: Mapping[str, Any]) -> list[str]:
     """One training step's memory: autograd's saved bytes (an upper bound) and, where measured, the true peak."""
     std, peak = m["standard"], m.get("peak") or {}
     models = ["standard", *(k for k in m if k.startswith("ready-"))]
@@ -305,7 +305,7 @@ def write_readiness_report(results: Mapping[str, Any], out_dir: str | Path) -> P
     if results.get("cost"):
         lines += _cost_lines(results["cost"])
     if "memory" in results:
-        lines += _memory_lines(results["memory"])
+        lines += memory_lines(results["memory"])
     if "sequential" in results:
         lines += _sequential_lines(results["sequential"])
     for name, p in plots.items():
