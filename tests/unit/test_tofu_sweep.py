@@ -102,3 +102,14 @@ def test_the_language_step_cost_probe_times_both_defaults(tmp_path):
     assert row["peak_bytes"]["ready"] > row["peak_bytes"]["standard"] > 0
     table = (tmp_path / "README.md").read_text()
     assert "not measured" in table and f"{row['peak_bytes']['ready'] / 1e6:.0f} MB" in table
+
+
+def test_the_smollm2_baselines_preset_reuses_the_base_runs_models_and_cells():
+    """Its header tells users to copy a tofu-smollm2-forget01 run's models and cells: only baselines may differ."""
+    base, _ = load_lm_bench_config("tofu-smollm2-forget01")
+    cfg, _ = load_lm_bench_config("tofu-smollm2-forget01-baselines")
+    assert (cfg.train, cfg.tofu, cfg.ready, cfg.stop, cfg.relearn, cfg.seeds) == (
+        base.train, base.tofu, base.ready, base.stop, base.relearn, base.seeds)  # fmt: skip
+    assert [m.name for m in cfg.methods] == ["ga", "grad_diff"] and all(m in base.methods for m in cfg.methods)
+    assert base.baselines is None and cfg.baselines is not None
+    assert cfg.baselines.names == ["neftune", "downweight", "dp"]
