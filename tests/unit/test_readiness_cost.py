@@ -18,7 +18,7 @@ def test_peak_is_the_largest_moment_not_the_sum():
 
     def step() -> torch.Tensor:
         for _ in range(2):
-            tmp = torch.ones(MiB)  # 4 MiB of float32, freed at the next iteration's assignment
+            tmp = torch.ones(MiB)  # 4 MiB of float32, freed by the del before the next one exists
             del tmp
         return (w * 2).sum()
 
@@ -60,7 +60,8 @@ def test_ready_step_peaks_above_plain_and_below_the_saved_bound():
     assert plain_peak is not None and ready_peak is not None
     assert ready_peak > plain_peak > 0
     # The inner step's graph is freed before the outer backward ends, so the true peak of the ready step stays
-    # under the bound that keeps every saved tensor (plus the gradients, which that bound leaves out).
+    # under the bound that keeps every saved tensor, give or take a few parameter-sized buffers that bound leaves
+    # out (the gradients, the simulated parameters θ').
     grads = sum(p.numel() * p.element_size() for p in model.parameters())
     model.zero_grad(set_to_none=True)
     assert ready_peak <= saved_tensor_bytes(ready) + 4 * grads

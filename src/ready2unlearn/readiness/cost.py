@@ -53,12 +53,11 @@ def saved_tensor_bytes(step: Callable[[], torch.Tensor]) -> int:
 def peak_allocated_bytes(step: Callable[[], torch.Tensor], device: torch.device | str = "cpu") -> int | None:
     """Peak bytes allocated while ``step()`` builds its loss and the loss is backpropagated, above the start.
 
-    What was live before the step (parameters, data, earlier gradients) is not counted; gradients the
-    backward pass allocates are, so clear them (``model.zero_grad(set_to_none=True)``) before comparing steps.
-    On a CPU, a block allocated before the step and freed during it is not subtracted (the profiler never saw
-    its size), so there the peak can only err high.
     Unlike :func:`saved_tensor_bytes` this is a real peak: a graph freed halfway through the step (the
-    readiness inner step's) gives its memory back.
+    readiness inner step's) gives its memory back. What was live before the step (parameters, data, earlier
+    gradients) is not counted; gradients the backward pass allocates are, so clear them
+    (``model.zero_grad(set_to_none=True)``) before comparing steps. On a CPU, a block allocated before the step
+    and freed during it is not subtracted (the profiler never saw its size), so there the peak can only err high.
 
     Returns:
         The peak in bytes, or ``None`` where this PyTorch build's profiler exposes no allocation records.
