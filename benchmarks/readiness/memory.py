@@ -44,11 +44,8 @@ def remeasure(folder: Path) -> dict[str, object]:
     if not (folder / "results.json").is_file():
         return measure_partial(folder)
     results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-    cfg = from_dict(ReadyBenchConfig, results["config"])
-    seed = results["seeds"][0]  # the bench measures memory on its first seed
-    with tempfile.TemporaryDirectory() as tmp:
-        runner = ReadyBenchRunner(cfg, tmp, results["preset"], show_progress=False)
-        memory = runner.measure_memory(runner.classifier.env(seed), seed)
+    # the bench measures memory on its first seed
+    memory, _ = _measure(from_dict(ReadyBenchConfig, results["config"]), results["preset"], results["seeds"][0])
     if "memory" in results and "memory_probe1" not in results:
         results["memory_probe1"] = results["memory"]
     results["memory"] = memory
@@ -61,13 +58,17 @@ def measure_partial(folder: Path) -> dict[str, object]:
     """Writes ``folder/memory.json`` for a partial matrix, as its bench would on the first seed."""
     bench = json.loads((folder / "bench_config.json").read_text(encoding="utf-8"))
     cfg = from_dict(ReadyBenchConfig, bench["config"])
-    seed = cfg.seeds[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        runner = ReadyBenchRunner(cfg, tmp, bench["preset"], show_progress=False)
-        env = runner.classifier.env(seed)
-        memory = runner.measure_memory(env, seed)
-        store_json(folder / "memory.json", runner.memory_config(env), memory)
+    memory, conf = _measure(cfg, bench["preset"], cfg.seeds[0])
+    store_json(folder / "memory.json", conf, memory)
     return memory
+
+
+def _measure(cfg: ReadyBenchConfig, preset: str, seed: int) -> tuple[dict[str, object], dict[str, object]]:
+    """The bench's memory probe on ``seed`` (in a scratch folder), and the cache config it is keyed by."""
+    with tempfile.TemporaryDirectory() as tmp:
+        runner = ReadyBenchRunner(cfg, tmp, preset, show_progress=False)
+        env = runner.classifier.env(seed)
+        return runner.measure_memory(env, seed), runner.memory_config(env)
 
 
 def main(argv: list[str] | None = None) -> int:
