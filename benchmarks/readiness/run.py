@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     for d in sorted(x for x in HERE.iterdir() if (x / "targets.md").exists()):
         text = (d / "targets.md").read_text(encoding="utf-8")
         # A partial folder's table (benchmarks/readiness/partial.py) has no heading of its own.
-        parts.append(text if text.startswith("#") else f"## {d.name} (in progress): [{d.name}/README.md]"
+        label = " (in progress)" if "provisional" in text.splitlines()[0] else ""
+        parts.append(text if text.startswith("#") else f"## {d.name}{label}: [{d.name}/README.md]"
                      f"({d.name}/README.md)\n\n{text}")  # fmt: skip
     if (HERE / "NOTES.md").exists():
         parts.append((HERE / "NOTES.md").read_text(encoding="utf-8"))

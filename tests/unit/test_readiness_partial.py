@@ -59,6 +59,15 @@ def test_partial_targets_from_the_matrix_config(tmp_path):
     assert (tmp_path / "out" / "bench_config.json").is_file()
 
 
+def test_partial_targets_are_final_once_every_seed_is_in(tmp_path):
+    """With a cell of every configured seed the table is no longer labelled provisional."""
+    seeds = tuple(json.loads((SCRIPT.parent / "mnist" / "results.json").read_text())["config"]["seeds"])
+    module, work, _ = _mnist_work(tmp_path, seeds)
+    assert module.main(["--work", str(work), "--out", str(tmp_path / "out")]) == 0
+    first = (tmp_path / "out" / "targets.md").read_text().splitlines()[0]
+    assert first.startswith("Targets on every seed") and "provisional" not in first
+
+
 def test_partial_judges_training_cost_on_the_copied_probes(tmp_path):
     """Cost probes in the work folder are copied and judged: 30 s ready against 10 s standard is 3×."""
     module, work, cells = _mnist_work(tmp_path, (0,))

@@ -12,7 +12,7 @@ average), MNIST CNN +0.77 (1.15), digits MLP +0.92 (0.38), all seed 0. On the CI
 −0.03 (seed 0, 5 of 8 honoured), +0.09 (seed 2); its class runs gave no speed-up (GA 96 vs 52 steps on seed
 0, 70 vs 72 on seed 1), λ falling from 0.03 to 0.0006. A binding constraint is necessary, not sufficient: at
 half the step size the seed-0 run bound as often as Fashion-MNIST's and still gave none (70 vs 52;
-``benchmarks/readiness/cifar10-partial/probe-factor1/``). So "slack" says expect nothing, and a drift near
+``benchmarks/readiness/cifar10/probe-factor1/``). So "slack" says expect nothing, and a drift near
 zero little more; :data:`MEASURED` is printed beside the verdict so users can place theirs.
 """
 
