@@ -58,8 +58,11 @@ def targets(cells: list[dict], config: dict, cost: list[dict] | None = None) -> 
     seeds = sorted({c["seed"] for c in cells})
     done = set(seeds) >= set(config["seeds"])
     # Complete, the table is final; it was still assembled from cells run in several folders (and machines).
-    head = (f"Targets on every seed ({seeds}), from cells run in separate folders and joined here." if done else
-            f"Targets on the seeds finished so far ({seeds} of {config['seeds']}; provisional until every seed is in).")
+    head = (
+        f"Targets on every seed ({seeds}), from cells run in separate folders and joined here."
+        if done
+        else f"Targets on the seeds finished so far ({seeds} of {config['seeds']}; provisional until every seed is in)."
+    )
     out = [
         head,
         "",
