@@ -57,7 +57,7 @@ def targets(cells: list[dict], config: dict, cost: list[dict] | None = None) -> 
     s = summarise_readiness({"cells": cells, "config": config, "cost": cost or []})
     seeds = sorted({c["seed"] for c in cells})
     done = set(seeds) >= set(config["seeds"])
-    # Complete, the table is final; it was still assembled from cells run in several folders (and machines).
+    # Every seed in: the table is final, though its cells came from several folders (and machines).
     head = (
         f"Targets on every seed ({seeds}), from cells run in separate folders and joined here."
         if done
