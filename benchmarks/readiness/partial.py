@@ -52,16 +52,32 @@ def rows(cells: list[dict]) -> list[str]:
     return out
 
 
+def missing(cells: list[dict], config: dict, cost: list[dict] | None = None) -> list[str]:
+    """What the matrix still lacks: a cell per group × request × seed, a cost probe per targeted group × seed."""
+    have = {(c["group"], c["setting"], c["seed"]) for c in cells}
+    probes = {(p["group"], p["seed"]) for p in cost or []}
+    gaps = []
+    for group in config["groups"]:
+        name = group["name"]
+        for seed in config["seeds"]:
+            gaps += [f"{name}/{s} seed {seed}" for s in group["requests"] if (name, s, seed) not in have]
+            if group.get("targeted") and (name, seed) not in probes:
+                gaps.append(f"{name} cost probe seed {seed}")
+    return gaps
+
+
 def targets(cells: list[dict], config: dict, cost: list[dict] | None = None) -> list[str]:
     """The target table (and ready vs negative training) on the cells (and cost probes) finished so far."""
     s = summarise_readiness({"cells": cells, "config": config, "cost": cost or []})
     seeds = sorted({c["seed"] for c in cells})
-    done = set(seeds) >= set(config["seeds"])
-    # Every seed in: the table is final, though its cells came from several folders (and machines).
+    gaps = missing(cells, config, cost)
+    # Final only when every cell and probe is in (a seed with one cell is not a finished seed), though the
+    # cells may come from several folders (and machines).
     head = (
         f"Targets on every seed ({seeds}), from cells run in separate folders and joined here."
-        if done
-        else f"Targets on the seeds finished so far ({seeds} of {config['seeds']}; provisional until every seed is in)."
+        if not gaps
+        else f"Targets on the cells finished so far (seeds {seeds} of {config['seeds']}; {len(gaps)} cells or cost "
+        f"probes missing, first {gaps[0]}; provisional until every one is in)."
     )
     out = [
         head,

@@ -59,13 +59,37 @@ def test_partial_targets_from_the_matrix_config(tmp_path):
     assert (tmp_path / "out" / "bench_config.json").is_file()
 
 
-def test_partial_targets_are_final_once_every_seed_is_in(tmp_path):
-    """With a cell of every configured seed the table is no longer labelled provisional."""
+def _with_cost(work: Path) -> None:
+    """Lay the MNIST matrix's training-cost probes into the work folder, as the bench writes them."""
+    results = json.loads((SCRIPT.parent / "mnist" / "results.json").read_text())
+    (work / "cost").mkdir(exist_ok=True)
+    for p in results["cost"]:
+        (work / "cost" / f"seed{p['seed']}-{p['group']}.json").write_text(json.dumps(p))
+
+
+def test_partial_targets_are_final_once_every_cell_is_in(tmp_path):
+    """With every cell and cost probe of every configured seed the table is no longer labelled provisional."""
     seeds = tuple(json.loads((SCRIPT.parent / "mnist" / "results.json").read_text())["config"]["seeds"])
     module, work, _ = _mnist_work(tmp_path, seeds)
+    _with_cost(work)
     assert module.main(["--work", str(work), "--out", str(tmp_path / "out")]) == 0
     first = (tmp_path / "out" / "targets.md").read_text().splitlines()[0]
     assert first.startswith("Targets on every seed") and "provisional" not in first
+
+
+def test_partial_targets_stay_provisional_while_a_seed_lacks_cells(tmp_path):
+    """A cell of every seed is not enough: a missing cell or cost probe keeps the table provisional."""
+    seeds = tuple(json.loads((SCRIPT.parent / "mnist" / "results.json").read_text())["config"]["seeds"])
+    module, work, _ = _mnist_work(tmp_path, seeds)
+    _with_cost(work)
+    last = sorted((work / "cells").glob(f"random-out-seed{seeds[-1]}-*.json"))
+    last[0].unlink()
+    next((work / "cost").glob(f"seed{seeds[-1]}-class.json")).unlink()
+    assert module.main(["--work", str(work), "--out", str(tmp_path / "out")]) == 0
+    first = (tmp_path / "out" / "targets.md").read_text().splitlines()[0]
+    assert "provisional" in first and "2 cells or cost probes missing" in first
+    assert module.missing([], {"groups": [{"name": "class", "requests": {"in": "class:3"}, "targeted": []}],
+                               "seeds": [0]}) == ["class/in seed 0"]  # fmt: skip
 
 
 def test_partial_judges_training_cost_on_the_copied_probes(tmp_path):
