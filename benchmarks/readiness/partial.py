@@ -11,8 +11,9 @@ test-retain set for class requests), the mean held-out forget accuracy during th
 retrained model's value for it (the floor). Hand-written context goes in ``--out/README.md`` around it.
 
 When the work folder holds the matrix's ``bench_config.json`` it is copied too, and ``--out/targets.md`` judges
-the targets on the seeds finished so far: the same summary as the full report, so a verdict on fewer than the
-matrix's seeds is provisional and is labelled with its ``n``. The training-cost target is judged on the probes in
+the targets on the cells finished so far: the same summary as the full report, so a verdict is provisional (and
+labelled with its ``n``) until every cell and cost probe of every seed is in; the table's first line says what is
+missing. The training-cost target is judged on the probes in
 ``cost/*.json``, which are copied to ``--out/cost``. Where ``--work`` or ``--out`` holds the bench's
 ``memory.json`` (``memory.py`` writes one for a partial folder), its memory-per-step table follows the targets.
 """
