@@ -33,7 +33,7 @@ from ready2unlearn.task import ClassificationTask, Task
 #: Said when readiness prepares for random requests: what the benchmarks measured (benchmarks/readiness/README.md).
 RANDOM_REQUESTS_WARNING = (
     "readiness for random requests has not sped up unlearning on any model measured (5 seeds each on digits, "
-    "MNIST, Fashion-MNIST and a tabular net: every interval includes 1x; Fashion-MNIST 1.37x the GA steps; the "
+    "MNIST, Fashion-MNIST and a tabular net: every interval includes 1x; Fashion-MNIST 1.33x the GA steps; the "
     "CIFAR-10 CNN 2.76x, slower on every seed): the ready model fits the revocable rows better, so there is "
     "farther to go (on the CIFAR-10 CNN the fixed 0.3-nat cap sat below the training loss, so the forget term "
     "never acted). Down-weighting the pool (r2u train --downweight) was faster; see benchmarks/readiness/README.md"
