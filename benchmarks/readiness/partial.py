@@ -54,7 +54,8 @@ def rows(cells: list[dict]) -> list[str]:
 
 
 def missing(cells: list[dict], config: dict, cost: list[dict] | None = None) -> list[str]:
-    """What the matrix still lacks: a cell per group × request × seed, a cost probe per targeted group × seed."""
+    """What the matrix still lacks: a cell per group × request × seed and, as the bench measures them (its
+    ``cost`` option, on unless the config turns it off), a cost probe per group × seed."""
     have = {(c["group"], c["setting"], c["seed"]) for c in cells}
     probes = {(p["group"], p["seed"]) for p in cost or []}
     gaps = []
@@ -62,7 +63,7 @@ def missing(cells: list[dict], config: dict, cost: list[dict] | None = None) -> 
         name = group["name"]
         for seed in config["seeds"]:
             gaps += [f"{name}/{s} seed {seed}" for s in group["requests"] if (name, s, seed) not in have]
-            if group.get("targeted") and (name, seed) not in probes:
+            if config.get("cost", True) and (name, seed) not in probes:
                 gaps.append(f"{name} cost probe seed {seed}")
     return gaps
 

@@ -88,8 +88,10 @@ def test_partial_targets_stay_provisional_while_a_seed_lacks_cells(tmp_path):
     assert module.main(["--work", str(work), "--out", str(tmp_path / "out")]) == 0
     first = (tmp_path / "out" / "targets.md").read_text().splitlines()[0]
     assert "provisional" in first and "2 cells or cost probes missing" in first
-    assert module.missing([], {"groups": [{"name": "class", "requests": {"in": "class:3"}, "targeted": []}],
-                               "seeds": [0]}) == ["class/in seed 0"]  # fmt: skip
+    group = {"name": "class", "requests": {"in": "class:3"}, "targeted": []}
+    assert module.missing([], {"groups": [group], "seeds": [0], "cost": False}) == ["class/in seed 0"]
+    # The bench probes every group's training cost unless told not to, targeted or not.
+    assert module.missing([], {"groups": [group], "seeds": [0]}) == ["class/in seed 0", "class cost probe seed 0"]
 
 
 def test_partial_judges_training_cost_on_the_copied_probes(tmp_path):
