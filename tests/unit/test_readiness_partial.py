@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import re
@@ -33,13 +34,19 @@ def test_partial_table(tmp_path):
     assert (tmp_path / "out" / "cells" / "class-in-seed3-abc.json").is_file()
 
 
+@functools.cache
+def _mnist_results() -> dict:
+    """The committed MNIST matrix's results (read once: the file is large)."""
+    return json.loads((SCRIPT.parent / "mnist" / "results.json").read_text())
+
+
 def _mnist_work(tmp_path: Path, seeds: tuple[int, ...]):
     """The partial module, and a work folder holding the MNIST matrix's config and its cells of ``seeds``."""
     spec = importlib.util.spec_from_file_location("partial", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     # Real cells of the MNIST matrix, laid out as an interrupted run's work folder.
-    results = json.loads((SCRIPT.parent / "mnist" / "results.json").read_text())
+    results = _mnist_results()
     work = tmp_path / "work"
     (work / "cells").mkdir(parents=True)
     (work / "bench_config.json").write_text(json.dumps({"preset": results["preset"], "config": results["config"]}))
@@ -61,7 +68,7 @@ def test_partial_targets_from_the_matrix_config(tmp_path):
 
 def _with_cost(work: Path) -> None:
     """Lay the MNIST matrix's training-cost probes into the work folder, as the bench writes them."""
-    results = json.loads((SCRIPT.parent / "mnist" / "results.json").read_text())
+    results = _mnist_results()
     (work / "cost").mkdir(exist_ok=True)
     for p in results["cost"]:
         (work / "cost" / f"seed{p['seed']}-{p['group']}.json").write_text(json.dumps(p))
@@ -69,7 +76,7 @@ def _with_cost(work: Path) -> None:
 
 def test_partial_targets_are_final_once_every_cell_is_in(tmp_path):
     """With every cell and cost probe of every configured seed the table is no longer labelled provisional."""
-    seeds = tuple(json.loads((SCRIPT.parent / "mnist" / "results.json").read_text())["config"]["seeds"])
+    seeds = tuple(_mnist_results()["config"]["seeds"])
     module, work, _ = _mnist_work(tmp_path, seeds)
     _with_cost(work)
     assert module.main(["--work", str(work), "--out", str(tmp_path / "out")]) == 0
@@ -79,7 +86,7 @@ def test_partial_targets_are_final_once_every_cell_is_in(tmp_path):
 
 def test_partial_targets_stay_provisional_while_a_seed_lacks_cells(tmp_path):
     """A cell of every seed is not enough: a missing cell or cost probe keeps the table provisional."""
-    seeds = tuple(json.loads((SCRIPT.parent / "mnist" / "results.json").read_text())["config"]["seeds"])
+    seeds = tuple(_mnist_results()["config"]["seeds"])
     module, work, _ = _mnist_work(tmp_path, seeds)
     _with_cost(work)
     last = sorted((work / "cells").glob(f"random-out-seed{seeds[-1]}-*.json"))
