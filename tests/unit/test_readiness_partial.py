@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import re
 from pathlib import Path
+
+from tests.conftest import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "readiness" / "partial.py"
 
@@ -19,9 +20,7 @@ def _run(variant: str, steps: int, relearn: list[float]) -> dict:
 
 
 def test_partial_table(tmp_path):
-    spec = importlib.util.spec_from_file_location("partial", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("readiness/partial.py")
     cell = {"group": "class", "setting": "in", "seed": 3, "kind": "class",
             "reference": {"relearn": {"forget-10": {"curve": [{"forget_acc": 0.1}, {"forget_acc": 0.3}]}}},
             "runs": [_run("standard", 90, [0.0, 1.0]), _run("ready", 20, [0.5, 0.5])]}  # fmt: skip
@@ -42,9 +41,7 @@ def _mnist_results() -> dict:
 
 def _mnist_work(tmp_path: Path, seeds: tuple[int, ...]):
     """The partial module, and a work folder holding the MNIST matrix's config and its cells of ``seeds``."""
-    spec = importlib.util.spec_from_file_location("partial", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("readiness/partial.py")
     # Real cells of the MNIST matrix, laid out as an interrupted run's work folder.
     results = _mnist_results()
     work = tmp_path / "work"

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "readiness" / "run.py"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("readiness_run", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_script
 
 
 def test_value_with_an_interval_and_without_one():
-    value = _module()._value
+    value = load_script("readiness/run.py")._value
     assert value({"mean": 0.1, "ci_low": -0.05, "ci_high": 0.25, "n": 5}) == "+0.100 [-0.050, +0.250] (n=5)"
     # One seed with a defined recovery gap has no interval: say so instead of printing "[+nan, +nan]".
     assert value({"mean": -0.041, "ci_low": math.nan, "ci_high": math.nan, "n": 1}) == "-0.041 (n=1, no interval)"
