@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -237,7 +238,12 @@ def summarise(per_seed: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _fmt(d: dict[str, Any], pct: bool = False) -> str:
     k = 100 if pct else 1
-    text = d.get("text") or f"{d['mean'] * k:+.2f} [{d['ci_low'] * k:+.2f}, {d['ci_high'] * k:+.2f}]"
+    if d.get("text"):
+        text = d["text"]
+    elif math.isfinite(d["ci_low"]) and math.isfinite(d["ci_high"]):
+        text = f"{d['mean'] * k:+.2f} [{d['ci_low'] * k:+.2f}, {d['ci_high'] * k:+.2f}]"
+    else:  # a one-seed run has no interval: say so rather than print [+nan, +nan]
+        text = f"{d['mean'] * k:+.2f} (no CI)"
     return f"{text} ({d.get('verdict', '-')})"
 
 
