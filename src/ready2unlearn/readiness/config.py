@@ -42,9 +42,10 @@ READY_METHODS: tuple[str, ...] = ("ga", "grad_diff", "ga_kl", "npo", "simnpo")
 #: first order. The fixed cap of 1 nat they had before sat below the language-model loss scale: on SmolLM2 +
 #: LoRA (TOFU forget01) the forget loss after the simulated step was past it on every readiness step, so the
 #: efficiency term passed no gradient and readiness was the retention term alone (2 seeds: GA 1.09x the
-#: standard steps, NPO 1.08x). With the measured cap it acted (saturated on 5% of steps) at the same utility
-#: (seed 0: −0.015 before unlearning) and GA 0.89x, grad_diff 0.86x the standard steps, one seed, no speed-up
-#: claimed; a dual step of 0.5 pinned λ at its ceiling for 0.94x / 0.76x (benchmarks/tofu/sweep-smollm2.md).
+#: standard steps, NPO 1.08x). With the measured cap it acted (saturated on 5–12.5% of steps) at about the same
+#: utility (3 seeds: −0.008 [−0.022, +0.006] before unlearning) and GA 0.95 [0.66, 1.37]x, grad_diff 0.87 [0.75,
+#: 1.00]x the standard steps: no speed-up near the ≤ 1/2 target (benchmarks/tofu/README.md); a dual step of 0.5
+#: pinned λ at its ceiling for 0.94x / 0.76x on one seed (benchmarks/tofu/sweep-smollm2.md).
 #: First order because every measured-cap shape was measured so; the second-order default it replaces gained
 #: nothing there and builds a second graph through the whole language model.
 #:
