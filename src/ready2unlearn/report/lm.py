@@ -249,7 +249,8 @@ def write_lm_report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str
         "unseen holdout authors (0.5 = indistinguishable). Relearn min loss: lowest held-out forget answer loss "
         "the relearning attack reaches (lower = more recovered).",
         "",
-        "Training time against the standard model (same run): "
+        "Training time against the standard model (mean wall-clock of the fine-tunes over the seeds; a model "
+        "reused from an earlier run keeps that run's time, so the ratio is as fair as the runs' loads were equal): "
         + ", ".join(f"{m} {r:.2f}×" for m, r in summary.get("train_time_ratios", {}).items() if m != "standard")
         + ".",
         "",
