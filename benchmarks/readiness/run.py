@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ready2unlearn.recipes.ready_bench import run_ready_bench
+from ready2unlearn.report.readiness_report import ci_text
 
 HERE = Path(__file__).resolve().parent
 PRESETS = {"fashion": "fashion-ready", "digits": "digits-ready", "mnist": "mnist-ready", "cifar10": "cifar10-ready"}
@@ -29,13 +29,7 @@ PRESETS = {"fashion": "fashion-ready", "digits": "digits-ready", "mnist": "mnist
 
 def _value(t: dict) -> str:
     """Mean [95% CI] (n, censored): ratios as their geometric mean and bounds, differences as they are."""
-    if t.get("text"):  # a ratio: its text already carries n and any censored bounds
-        return t["text"]
-    if t["n"] == 0:
-        return "–"
-    if not math.isfinite(t["ci_low"]):  # one defined value (e.g. one seed with a recovery gap): no interval
-        return f"{t['mean']:+.3f} (n={t['n']}, no interval)"
-    return f"{t['mean']:+.3f} [{t['ci_low']:+.3f}, {t['ci_high']:+.3f}] (n={t['n']})"
+    return ci_text(t, signed=True, show_n=True, lone="no interval")
 
 
 def _target_lines(name: str, results: dict) -> list[str]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ from ready2unlearn.readiness.baselines import NegativeTrainingObjective, fit_dow
 from ready2unlearn.readiness.sampler import RevocableSet
 from ready2unlearn.recipes.cache import cache_key, load_json, store_json
 from ready2unlearn.recipes.train import TrainConfig
+from ready2unlearn.report.readiness_report import ci_text
 from ready2unlearn.report.stats import censored_ratio, paired_difference, paired_ratio
 from ready2unlearn.task import ClassificationTask, accuracy_and_loss
 
@@ -237,14 +237,7 @@ def summarise(per_seed: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _fmt(d: dict[str, Any], pct: bool = False) -> str:
-    k = 100 if pct else 1
-    if d.get("text"):
-        text = d["text"]
-    elif math.isfinite(d["ci_low"]) and math.isfinite(d["ci_high"]):
-        text = f"{d['mean'] * k:+.2f} [{d['ci_low'] * k:+.2f}, {d['ci_high'] * k:+.2f}]"
-    else:  # a one-seed run has no interval: say so rather than print [+nan, +nan]
-        text = f"{d['mean'] * k:+.2f} (no CI)"
-    return f"{text} ({d.get('verdict', '-')})"
+    return f"{ci_text(d, pct, 2, signed=True, lone='no CI')} ({d.get('verdict', '-')})"
 
 
 def report(rows: list[dict[str, Any]], seeds: list[int]) -> str:

@@ -26,15 +26,43 @@ def _pm(s: Mapping[str, Any] | None, pct: bool = False, digits: int = 3) -> str:
     return f"{s['mean'] * scale:.{d}f} ± {s['std'] * scale:.{d}f}"
 
 
-def ci_text(s: Mapping[str, Any] | None, pct: bool = False, digits: int = 3) -> str:
-    """``mean [low, high]`` (95% CI) of a statistic, or its ratio text (geometric mean, censoring)."""
-    if not s or (s["n"] == 0 and not s.get("text")):
+def ci_text(
+    s: Mapping[str, Any] | None,
+    pct: bool = False,
+    digits: int | None = None,
+    *,
+    signed: bool = False,
+    show_n: bool = False,
+    lone: str | None = None,
+) -> str:
+    """``mean [low, high]`` (95% CI) of a statistic, or its ratio text (geometric mean, censoring).
+
+    The one formatter for an estimate with its interval, shared by the readiness reports and scripts.
+
+    Args:
+        s: A statistic with ``mean``, ``ci_low``, ``ci_high`` and ``n``, or one with a ready ``text`` (a ratio's
+            geometric mean and censoring bounds); ``None`` or ``n == 0`` prints ``–``.
+        pct: Print in points (×100); ``digits`` then defaults to 1 instead of 3.
+        digits: Decimal places.
+        signed: Print a sign on every number (for differences).
+        show_n: Append ``(n=…)``.
+        lone: A note for a value with no interval (one seed), e.g. ``"no CI"``; it joins ``n`` in one bracket.
+    """
+    if not s or (s.get("n") == 0 and not s.get("text")):
         return "–"
     if s.get("text"):
         return str(s["text"])
-    scale, d = (100, 1) if pct else (1, digits)
-    ci = f" [{s['ci_low'] * scale:.{d}f}, {s['ci_high'] * scale:.{d}f}]" if math.isfinite(s["ci_low"]) else ""
-    return f"{s['mean'] * scale:.{d}f}{ci}"
+    scale = 100 if pct else 1
+    d = digits if digits is not None else (1 if pct else 3)
+    f = f"{'+' if signed else ''}.{d}f"
+    has_ci = math.isfinite(s["ci_low"]) and math.isfinite(s["ci_high"])
+    text = f"{s['mean'] * scale:{f}}"
+    if has_ci:
+        text += f" [{s['ci_low'] * scale:{f}}, {s['ci_high'] * scale:{f}}]"
+    notes = [f"n={s['n']}"] if show_n else []
+    if lone and not has_ci:  # one seed: say so rather than print "[nan, nan]"
+        notes.append(lone)
+    return text + (f" ({', '.join(notes)})" if notes else "")
 
 
 def _reached(s: Mapping[str, Any] | None) -> str:
@@ -47,7 +75,7 @@ def targets_table(targets: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = ["| group / setting | method | target | estimate [95% CI] (n) | threshold | verdict |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for t in targets:
-        est = t["text"] if t.get("text") else ci_text(t) + f" (n={t['n']})"
+        est = ci_text(t, show_n=True)
         verdict = t["verdict"] if t["verdict"] != "missed" else "**missed**"
         lines.append(f"| {t['group']} / {t['setting']} | {t['method']} | {t['description']} | {est} | "
                      f"{t['op']} {t['threshold']:.3f} | {verdict} |")  # fmt: skip
