@@ -75,7 +75,8 @@ def targets_table(targets: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = ["| group / setting | method | target | estimate [95% CI] (n) | threshold | verdict |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for t in targets:
-        est = ci_text(t, show_n=True)
+        # Not ``show_n``: a target with no defined value keeps its "– (n=0)" text.
+        est = t["text"] if t.get("text") else ci_text(t) + f" (n={t['n']})"
         verdict = t["verdict"] if t["verdict"] != "missed" else "**missed**"
         lines.append(f"| {t['group']} / {t['setting']} | {t['method']} | {t['description']} | {est} | "
                      f"{t['op']} {t['threshold']:.3f} | {verdict} |")  # fmt: skip
