@@ -49,6 +49,10 @@ def test_zero_steps_count_as_one_in_the_log():
     r = censored_ratio(0, True, 20, True)
     assert r.value == 0.0 and r.log_value == pytest.approx(math.log(1 / 20))
     assert CensoredRatio.exact(3.0, 2.0).value == 1.5 and CensoredRatio.exact(1.0, 0.0).kind == "undefined"
+    # The table text says which seeds were floored, so "0.05×" is not read as a measured speed-up.
+    text = paired_ratio([r, censored_ratio(1, True, 20, True)])["text"]
+    assert text.startswith("0.050 ") and text.endswith("(n=2, 1 at 0 steps, counted as 1)")
+    assert "at 0 steps" not in paired_ratio([censored_ratio(1, True, 20, True)] * 2)["text"]
 
 
 # -- paired statistics ---------------------------------------------------------------------------------------

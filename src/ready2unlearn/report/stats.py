@@ -244,4 +244,8 @@ def _ratio_text(ratios: Sequence[CensoredRatio], gmean: float, low: float, high:
             return "n/a (both censored)" if k else "n/a"
         return f"{', '.join(bounds[:3])}{' …' if len(bounds) > 3 else ''} ({k} censored)"
     ci = f" [{low:.3f}, {high:.3f}]" if math.isfinite(low) else ""
-    return f"{gmean:.3f}{ci} (n={n}{f', {k} censored' if k else ''})"
+    # A run already past its target needs 0 steps; the log counts it as one step (the floor). Say so, or a
+    # model that never learned the data would read as a measured speed-up.
+    z = sum(r.kind == "exact" and r.numerator < r.floor for r in ratios)
+    zeros = f", {z} at 0 steps, counted as {ratios[0].floor:g}" if z else ""
+    return f"{gmean:.3f}{ci} (n={n}{f', {k} censored' if k else ''}{zeros})"
