@@ -411,13 +411,9 @@ class LMBenchRunner:
                     trained[name] = (model, info, ev)
                     bar.update(job, advance=1)
                 ref_eval = trained["retrained"][2]
-                for name in bases:
-                    ev = trained[name][2]
-                    ev["forget_quality"] = tofu_forget_quality(ev, ref_eval)
-                models[str(seed)] = {n: {"info": _info(i), "eval": e} for n, (_, i, e) in trained.items()}
-                models[str(seed)]["retrained"]["relearn"] = self._cell(
-                    f"seed{seed}-retrained-relearn", self.relearn_floor, data, trained["retrained"][0]
-                )
+                relearn = self._cell(f"seed{seed}-retrained-relearn", self.relearn_floor, data, trained["retrained"][0])
+                models[str(seed)] = seed_models({n: i for n, (_, i, _) in trained.items()},
+                                                {n: e for n, (_, _, e) in trained.items()}, relearn)  # fmt: skip
                 target = ref_eval["forget_answer_loss"]
                 for base_name in bases:
                     for mcfg in self.cfg.methods:
@@ -425,10 +421,42 @@ class LMBenchRunner:
                         cells.append(self._cell(key, self.unlearn_cell, data, trained[base_name][0], base_name, mcfg,
                                                 seed, target, ref_eval))  # fmt: skip
                         bar.update(job, advance=1)
-        results = {"preset": self.preset, "config": to_dict(self.cfg), "data": data.info, "models": models,
-                   "cells": cells, "versions": versions(), "created": now_iso()}  # fmt: skip
-        results["summary"] = summarise_lm(results)
-        return publish(results, self.out, self.report)
+        return publish_lm(self.preset, to_dict(self.cfg), data.info, models, cells, self.out, self.report)
+
+
+def seed_models(infos: dict[str, dict[str, Any]], evals: dict[str, dict[str, Any]],
+                relearn: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """One seed's ``models`` record in the results: each model's info (without its loss history) and evaluation.
+
+    Args:
+        infos: Per model name (``standard``, ``ready``, ..., ``retrained``), its ``info.json``.
+        evals: Per model name, its evaluation cell; every model's but the retrained one gains its TOFU forget
+            quality against the retrained model's (in place, as the cells passed on to unlearning see it).
+        relearn: The relearning attack on the retrained model (the floor), kept under ``retrained``.
+
+    Returns:
+        ``{name: {"info", "eval"}}``, the retrained model's with ``relearn`` too.
+    """
+    for name, ev in evals.items():
+        if name != "retrained":
+            ev["forget_quality"] = tofu_forget_quality(ev, evals["retrained"])
+    out = {name: {"info": _info(infos[name]), "eval": ev} for name, ev in evals.items()}
+    out["retrained"]["relearn"] = relearn
+    return out
+
+
+def publish_lm(preset: str, config: dict[str, Any], data_info: dict[str, Any], models: dict[str, Any],
+               cells: list[dict[str, Any]], out_dir: Path,
+               report: Report | None = write_lm_report) -> dict[str, Any]:  # fmt: skip
+    """Assembles the results of a TOFU bench, summarises them and writes ``results.json`` and the report.
+
+    Shared by :meth:`LMBenchRunner.run` and by tools that merge seeds run in separate folders
+    (``benchmarks/tofu/split_seed.py``), so a merged report is the report one run would have written.
+    """
+    results = {"preset": preset, "config": config, "data": data_info, "models": models, "cells": cells,
+               "versions": versions(), "created": now_iso()}  # fmt: skip
+    results["summary"] = summarise_lm(results)
+    return publish(results, out_dir, report)
 
 
 def _slim(ev: dict[str, Any], examples: int = 3) -> dict[str, Any]:
