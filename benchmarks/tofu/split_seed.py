@@ -37,6 +37,8 @@ from typing import Any
 
 from ready2unlearn.artifacts import write_json
 from ready2unlearn.config import to_dict
+from ready2unlearn.errors import ConfigError
+from ready2unlearn.recipes.harness import check_resumable
 from ready2unlearn.recipes.lm_bench import LMBenchRunner, load_lm_bench_config, publish_lm, seed_models
 
 
@@ -60,20 +62,18 @@ def part(run: Path, seed: int, jobs: list[str], preset: str, overrides: list[str
     cfg, path = load_lm_bench_config(preset, [*overrides, f"seeds=[{seed}]"])
     bases = ["standard", "ready", *(cfg.baselines.names if cfg.baselines else [])]
     todo = parse_jobs(jobs, bases, [m.name for m in cfg.methods])
-    saved = run / "bench_config.json"
-    if saved.exists():
-        if json.loads(saved.read_text(encoding="utf-8"))["config"] != to_dict(cfg):
-            raise SystemExit(f"{run} holds a run of another config; use the same preset and overrides")
-    else:
-        write_json(saved, {"config": to_dict(cfg), "preset": Path(path).stem})
+    try:
+        check_resumable(cfg, run)
+    except ConfigError as e:
+        raise SystemExit(str(e)) from None
+    write_json(run / "bench_config.json", {"config": to_dict(cfg), "preset": Path(path).stem})
     runner = LMBenchRunner(cfg, run, Path(path).stem, show_progress=progress)
     data = runner.load_data()
     for kind, name, only in todo:
         if kind == "model":
-            model, _ = runner.trained_model(data, seed, name)
-            runner.cells.get(f"seed{seed}-{name}-eval", None, lambda m=model: runner.evaluate(m, data))
+            model, _, _ = runner.model_step(data, seed, name)
             if name == "retrained":
-                runner.cells.get(f"seed{seed}-retrained-relearn", None, lambda m=model: runner.relearn_floor(data, m))
+                runner.floor_step(data, seed, model)
             continue
         ref_file = run / "cells" / f"seed{seed}-retrained-eval.json"
         if not ref_file.exists():
@@ -82,8 +82,7 @@ def part(run: Path, seed: int, jobs: list[str], preset: str, overrides: list[str
         base, _ = runner.trained_model(data, seed, name)
         for mcfg in cfg.methods:
             if not only or mcfg.name == only:
-                args = (data, base, name, mcfg, seed, ref["forget_answer_loss"], ref)
-                runner.cells.get(f"seed{seed}-{name}-{mcfg.name}", None, lambda a=args: runner.unlearn_cell(*a))
+                runner.cell_step(data, seed, name, base, mcfg, ref)
 
 
 def _read(path: Path, what: str) -> Any:

@@ -21,7 +21,7 @@ from ready2unlearn.recipes import ready_bench
 from ready2unlearn.recipes.bench import BenchConfig, BenchRunner
 from ready2unlearn.recipes.cache import cache_key, cache_record
 from ready2unlearn.recipes.classifier_env import retrain_config
-from ready2unlearn.recipes.harness import CellCache, ModelCache, publish, run_resumable, slug
+from ready2unlearn.recipes.harness import CellCache, ModelCache, check_resumable, publish, run_resumable, slug
 from ready2unlearn.recipes.plan import PlanRunner
 from ready2unlearn.recipes.plan_config import PlanConfig
 from ready2unlearn.recipes.ready_bench import ReadyBenchConfig, ReadyBenchRunner
@@ -169,5 +169,7 @@ def test_run_resumable_refuses_another_config_and_publish_calls_the_report(tmp_p
     assert json.loads((tmp_path / "results.json").read_text()) == {"preset": "pin"}
     assert (tmp_path / "report.md").read_text() == "pin"
     other = from_dict(PlanConfig, {**PLAN, "mia": True})
+    check_resumable(cfg, tmp_path, "x_config.json")  # the same config resumes; a new folder always may
+    check_resumable(other, tmp_path / "new", "x_config.json")
     with pytest.raises(ConfigError, match="holds a thing with a different config"):
         run_resumable(Runner, other, "pin.yaml", tmp_path, False, config_file="x_config.json", what="a thing")

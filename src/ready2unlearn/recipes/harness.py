@@ -6,7 +6,8 @@ A runner composes them instead of inheriting them from another runner:
 - :class:`CellCache`: finished cells as ``cells/<key>-<hash>.json``, and the list of this run's cells;
 - a :data:`Report` hook, ``report(results, out_dir)``, that :func:`publish` calls after writing
   ``results.json``: the runner holds its own report writer, so the harness imports no runner's report;
-- :func:`run_resumable`: refuses to resume a folder made with another config, then runs the runner.
+- :func:`check_resumable` refuses to resume a folder made with another config; :func:`run_resumable` checks,
+  then runs the runner.
 
 Every cached name ends in the hash of a *cache config* (:mod:`ready2unlearn.recipes.cache`), the mapping of
 everything that made the artifact; it is stored beside the artifact and compared on load, so a changed,
@@ -192,6 +193,25 @@ class Runner(Protocol):
         ...
 
 
+def check_resumable(cfg: Any, out_dir: str | Path, config_file: str = "bench_config.json",
+                    what: str = "a benchmark run") -> None:  # fmt: skip
+    """Refuses to resume ``out_dir`` when the config saved there by its last run is not ``cfg``.
+
+    Args:
+        cfg: The resolved config.
+        out_dir: The run's folder; one without ``config_file`` is a new run and passes.
+        config_file: Where the runner saved its config (``{"preset", "config"}``).
+        what: The kind of run, in the error message.
+
+    Raises:
+        ConfigError: If ``out_dir`` holds a run of a different config.
+    """
+    saved = Path(out_dir) / config_file
+    if saved.exists() and json.loads(saved.read_text(encoding="utf-8"))["config"] != to_dict(cfg):
+        raise ConfigError(f"{out_dir} holds {what} with a different config; resume it with the same preset and "
+                          "overrides, or choose another --out")  # fmt: skip
+
+
 def run_resumable(make_runner: Callable[[Any, Path, str, bool], Runner], cfg: Any, preset_path: str,
                   out_dir: str | Path, show_progress: bool, *, config_file: str = "bench_config.json",
                   what: str = "a benchmark run") -> dict[str, Any]:  # fmt: skip
@@ -212,10 +232,7 @@ def run_resumable(make_runner: Callable[[Any, Path, str, bool], Runner], cfg: An
     Raises:
         ConfigError: If ``out_dir`` holds a run of a different config.
     """
-    saved = Path(out_dir) / config_file
-    if saved.exists() and json.loads(saved.read_text(encoding="utf-8"))["config"] != to_dict(cfg):
-        raise ConfigError(f"{out_dir} holds {what} with a different config; resume it with the same preset and "
-                          "overrides, or choose another --out")  # fmt: skip
+    check_resumable(cfg, out_dir, config_file, what)
     t0 = time.perf_counter()
     results = make_runner(cfg, Path(out_dir), Path(preset_path).stem, show_progress).run()
     results["wall_seconds"] = time.perf_counter() - t0

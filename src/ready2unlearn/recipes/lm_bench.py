@@ -358,10 +358,6 @@ class LMBenchRunner:
                                               batch_size=s.eval_batch_size)  # fmt: skip
         return _slim(out)
 
-    def _cell(self, key: str, make: Any, *args: Any) -> dict[str, Any]:
-        """``make(*args)``, computed once: the JSON result is kept under ``cells/`` for re-runs."""
-        return self.cells.get(key, None, lambda: make(*args))
-
     def _views(self, data: _Data) -> RequestViews:
         return DeletionRequest.for_samples(data.forget.ids.numpy()).resolve(data.train, data.holdout)
 
@@ -390,6 +386,26 @@ class LMBenchRunner:
                 "target": target, "curve": res.curve, "forget_quality": tofu_forget_quality(ev, retrained_eval),
                 "eval": ev, "relearn": relearn}  # fmt: skip
 
+    # -- steps: each computed once, its JSON kept under cells/ for re-runs and for split runs ----------------
+    def model_step(self, data: _Data, seed: int, name: str) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
+        """The model ``name`` of ``seed`` (trained or loaded), its ``info.json`` and its evaluation cell."""
+        model, info = self.trained_model(data, seed, name)
+        return model, info, self.cells.get(f"seed{seed}-{name}-eval", None, lambda: self.evaluate(model, data))
+
+    def floor_step(self, data: _Data, seed: int, retrained: nn.Module) -> dict[str, Any]:
+        """The relearning floor of ``seed`` (:meth:`relearn_floor`) on its retrained model."""
+        return self.cells.get(f"seed{seed}-retrained-relearn", None, lambda: self.relearn_floor(data, retrained))
+
+    def cell_step(self, data: _Data, seed: int, base_name: str, base: nn.Module, mcfg: MethodConfig,
+                  retrained_eval: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+        """One unlearning cell (:meth:`unlearn_cell`), stopped at the retrained model's forget answer loss."""
+        target = retrained_eval["forget_answer_loss"]
+        return self.cells.get(
+            f"seed{seed}-{base_name}-{mcfg.name}",
+            None,
+            lambda: self.unlearn_cell(data, base, base_name, mcfg, seed, target, retrained_eval),
+        )
+
     # -- driver -------------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         """Trains, unlearns, evaluates and writes ``results.json`` and ``report.md`` (+ plots)."""
@@ -406,20 +422,15 @@ class LMBenchRunner:
             for seed in self.cfg.seeds:
                 trained = {}
                 for name in (*bases, "retrained"):
-                    model, info = self.trained_model(data, seed, name)
-                    ev = self._cell(f"seed{seed}-{name}-eval", self.evaluate, model, data)
-                    trained[name] = (model, info, ev)
+                    trained[name] = self.model_step(data, seed, name)
                     bar.update(job, advance=1)
                 ref_eval = trained["retrained"][2]
-                relearn = self._cell(f"seed{seed}-retrained-relearn", self.relearn_floor, data, trained["retrained"][0])
+                relearn = self.floor_step(data, seed, trained["retrained"][0])
                 models[str(seed)] = seed_models({n: i for n, (_, i, _) in trained.items()},
                                                 {n: e for n, (_, _, e) in trained.items()}, relearn)  # fmt: skip
-                target = ref_eval["forget_answer_loss"]
                 for base_name in bases:
                     for mcfg in self.cfg.methods:
-                        key = f"seed{seed}-{base_name}-{mcfg.name}"
-                        cells.append(self._cell(key, self.unlearn_cell, data, trained[base_name][0], base_name, mcfg,
-                                                seed, target, ref_eval))  # fmt: skip
+                        cells.append(self.cell_step(data, seed, base_name, trained[base_name][0], mcfg, ref_eval))
                         bar.update(job, advance=1)
         return publish_lm(self.preset, to_dict(self.cfg), data.info, models, cells, self.out, self.report)
 
