@@ -63,7 +63,7 @@ def part(run: Path, seed: int, jobs: list[str], preset: str, overrides: list[str
     bases = ["standard", "ready", *(cfg.baselines.names if cfg.baselines else [])]
     todo = parse_jobs(jobs, bases, [m.name for m in cfg.methods])
     try:
-        check_resumable(cfg, run)
+        check_resumable(cfg, run, flag="--run")
     except ConfigError as e:
         raise SystemExit(str(e)) from None
     write_json(run / "bench_config.json", {"config": to_dict(cfg), "preset": Path(path).stem})

@@ -194,7 +194,7 @@ class Runner(Protocol):
 
 
 def check_resumable(cfg: Any, out_dir: str | Path, config_file: str = "bench_config.json",
-                    what: str = "a benchmark run") -> None:  # fmt: skip
+                    what: str = "a benchmark run", flag: str = "--out") -> None:  # fmt: skip
     """Refuses to resume ``out_dir`` when the config saved there by its last run is not ``cfg``.
 
     Args:
@@ -202,6 +202,7 @@ def check_resumable(cfg: Any, out_dir: str | Path, config_file: str = "bench_con
         out_dir: The run's folder; one without ``config_file`` is a new run and passes.
         config_file: Where the runner saved its config (``{"preset", "config"}``).
         what: The kind of run, in the error message.
+        flag: The command-line option that names the folder, in the error message.
 
     Raises:
         ConfigError: If ``out_dir`` holds a run of a different config.
@@ -209,7 +210,7 @@ def check_resumable(cfg: Any, out_dir: str | Path, config_file: str = "bench_con
     saved = Path(out_dir) / config_file
     if saved.exists() and json.loads(saved.read_text(encoding="utf-8"))["config"] != to_dict(cfg):
         raise ConfigError(f"{out_dir} holds {what} with a different config; resume it with the same preset and "
-                          "overrides, or choose another --out")  # fmt: skip
+                          f"overrides, or choose another {flag}")  # fmt: skip
 
 
 def run_resumable(make_runner: Callable[[Any, Path, str, bool], Runner], cfg: Any, preset_path: str,
