@@ -39,7 +39,7 @@ from ready2unlearn.artifacts import write_json
 from ready2unlearn.config import to_dict
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.recipes.harness import check_resumable
-from ready2unlearn.recipes.lm_bench import LMBenchRunner, load_lm_bench_config, publish_lm, seed_models
+from ready2unlearn.recipes.lm_bench import LMBenchRunner, cell_key, load_lm_bench_config, publish_lm, seed_models
 
 
 def parse_jobs(jobs: list[str], bases: list[str], methods: list[str]) -> list[tuple[str, str, str]]:
@@ -75,7 +75,7 @@ def part(run: Path, seed: int, jobs: list[str], preset: str, overrides: list[str
             if name == "retrained":
                 runner.floor_step(data, seed, model)
             continue
-        ref_file = run / "cells" / f"seed{seed}-retrained-eval.json"
+        ref_file = runner.cells.path(cell_key(seed, "retrained", "eval"), None)
         if not ref_file.exists():
             raise SystemExit(f"{ref_file} is missing: run model:retrained first (its loss is the stop target)")
         ref = json.loads(ref_file.read_text(encoding="utf-8"))
@@ -115,10 +115,11 @@ def merge(out: Path, base_file: Path, folders: dict[int, Path]) -> dict[str, Any
                 infos[name] = base["models"].get(str(seed), {}).get(name, {}).get("info")
                 if infos[name] is None:
                     raise SystemExit(f"{info_file} is missing and {base_file} has no seed {seed} {name} model")
-        evals = {n: _read(cell_dir / f"seed{seed}-{n}-eval.json", "a model's evaluation") for n in infos}
-        relearn = _read(cell_dir / f"seed{seed}-retrained-relearn.json", "the relearning floor")
+        evals = {n: _read(cell_dir / f"{cell_key(seed, n, 'eval')}.json", "a model's evaluation") for n in infos}
+        relearn = _read(cell_dir / f"{cell_key(seed, 'retrained', 'relearn')}.json", "the relearning floor")
         models[str(seed)] = seed_models(infos, evals, relearn)
-        cells += [_read(cell_dir / f"seed{seed}-{b}-{m}.json", "an unlearning cell") for b in bases for m in methods]
+        cells += [_read(cell_dir / f"{cell_key(seed, b, m)}.json", "an unlearning cell")
+                  for b in bases for m in methods]  # fmt: skip
     return publish_lm(base["preset"], config, base["data"], models, cells, out)
 
 

@@ -390,18 +390,18 @@ class LMBenchRunner:
     def model_step(self, data: _Data, seed: int, name: str) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
         """The model ``name`` of ``seed`` (trained or loaded), its ``info.json`` and its evaluation cell."""
         model, info = self.trained_model(data, seed, name)
-        return model, info, self.cells.get(f"seed{seed}-{name}-eval", None, lambda: self.evaluate(model, data))
+        return model, info, self.cells.get(cell_key(seed, name, "eval"), None, lambda: self.evaluate(model, data))
 
     def floor_step(self, data: _Data, seed: int, retrained: nn.Module) -> dict[str, Any]:
         """The relearning floor of ``seed`` (:meth:`relearn_floor`) on its retrained model."""
-        return self.cells.get(f"seed{seed}-retrained-relearn", None, lambda: self.relearn_floor(data, retrained))
+        return self.cells.get(cell_key(seed, "retrained", "relearn"), None, lambda: self.relearn_floor(data, retrained))
 
     def cell_step(self, data: _Data, seed: int, base_name: str, base: nn.Module, mcfg: MethodConfig,
                   retrained_eval: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
         """One unlearning cell (:meth:`unlearn_cell`), stopped at the retrained model's forget answer loss."""
         target = retrained_eval["forget_answer_loss"]
         return self.cells.get(
-            f"seed{seed}-{base_name}-{mcfg.name}",
+            cell_key(seed, base_name, mcfg.name),
             None,
             lambda: self.unlearn_cell(data, base, base_name, mcfg, seed, target, retrained_eval),
         )
@@ -434,6 +434,14 @@ class LMBenchRunner:
                         bar.update(job, advance=1)
         return publish_lm(self.preset, to_dict(self.cfg), data.info, models, cells, self.out, self.report)
 
+
+
+def cell_key(seed: int, model: str, what: str) -> str:
+    """A TOFU bench cell's name: ``what`` (``eval``, ``relearn`` or a method) of ``model`` for ``seed``.
+
+    Also the file stem under ``cells/``, which tools that read a run's cells directly rely on.
+    """
+    return f"seed{seed}-{model}-{what}"
 
 def seed_models(infos: dict[str, dict[str, Any]], evals: dict[str, dict[str, Any]],
                 relearn: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
