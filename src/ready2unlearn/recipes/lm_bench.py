@@ -435,13 +435,13 @@ class LMBenchRunner:
         return publish_lm(self.preset, to_dict(self.cfg), data.info, models, cells, self.out, self.report)
 
 
-
 def cell_key(seed: int, model: str, what: str) -> str:
     """A TOFU bench cell's name: ``what`` (``eval``, ``relearn`` or a method) of ``model`` for ``seed``.
 
     Also the file stem under ``cells/``, which tools that read a run's cells directly rely on.
     """
     return f"seed{seed}-{model}-{what}"
+
 
 def seed_models(infos: dict[str, dict[str, Any]], evals: dict[str, dict[str, Any]],
                 relearn: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
