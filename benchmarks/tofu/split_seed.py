@@ -39,7 +39,14 @@ from ready2unlearn.artifacts import write_json
 from ready2unlearn.config import to_dict
 from ready2unlearn.errors import ConfigError
 from ready2unlearn.recipes.harness import check_resumable
-from ready2unlearn.recipes.lm_bench import LMBenchRunner, cell_key, load_lm_bench_config, publish_lm, seed_models
+from ready2unlearn.recipes.lm_bench import (
+    LMBenchRunner,
+    cell_key,
+    lm_cell_cache,
+    load_lm_bench_config,
+    publish_lm,
+    seed_models,
+)
 
 
 def parse_jobs(jobs: list[str], bases: list[str], methods: list[str]) -> list[tuple[str, str, str]]:
@@ -105,7 +112,7 @@ def merge(out: Path, base_file: Path, folders: dict[int, Path]) -> dict[str, Any
         saved = folder / "bench_config.json"
         if saved.exists() and {**_read(saved, "")["config"], "seeds": None} != {**config, "seeds": None}:
             raise SystemExit(f"{saved} is a run of another config than {base_file}")
-        cell_dir = folder / "cells" if (folder / "cells").is_dir() else folder
+        stored = lm_cell_cache(folder, "cells" if (folder / "cells").is_dir() else "")
         infos = {}
         for name in (*bases, "retrained"):
             info_file = folder / "models" / f"seed{seed}" / name / "info.json"
@@ -115,10 +122,10 @@ def merge(out: Path, base_file: Path, folders: dict[int, Path]) -> dict[str, Any
                 infos[name] = base["models"].get(str(seed), {}).get(name, {}).get("info")
                 if infos[name] is None:
                     raise SystemExit(f"{info_file} is missing and {base_file} has no seed {seed} {name} model")
-        evals = {n: _read(cell_dir / f"{cell_key(seed, n, 'eval')}.json", "a model's evaluation") for n in infos}
-        relearn = _read(cell_dir / f"{cell_key(seed, 'retrained', 'relearn')}.json", "the relearning floor")
+        evals = {n: _read(stored.path(cell_key(seed, n, "eval"), None), "a model's evaluation") for n in infos}
+        relearn = _read(stored.path(cell_key(seed, "retrained", "relearn"), None), "the relearning floor")
         models[str(seed)] = seed_models(infos, evals, relearn)
-        cells += [_read(cell_dir / f"{cell_key(seed, b, m)}.json", "an unlearning cell")
+        cells += [_read(stored.path(cell_key(seed, b, m), None), "an unlearning cell")
                   for b in bases for m in methods]  # fmt: skip
     return publish_lm(base["preset"], config, base["data"], models, cells, out)
 

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
-from ready2unlearn.recipes.lm_bench import run_lm_bench
+from ready2unlearn.recipes.lm_bench import cell_key, lm_cell_cache, run_lm_bench
 from tests.conftest import kit_available, load_script
 
 TINY = ["tofu.retain_authors=1", "tofu.eval_rows=2", "tofu.max_new_tokens=4", "tofu.max_len=64",
@@ -27,6 +27,12 @@ def test_parse_jobs_names_the_valid_forms():
     for bad in ("cells:retrained", "cell:ready:simnpo", "model:nope", "cell:ready", "train:ready"):
         with pytest.raises(ValueError, match="bad job"):
             module.parse_jobs([bad], ["standard", "ready"], ["ga", "npo"])
+
+
+def test_lm_cell_cache_names_cells_by_key_alone_in_either_layout(tmp_path):
+    key = cell_key(3, "ready", "npo")
+    assert lm_cell_cache(tmp_path).path(key, None) == tmp_path / "cells" / "seed3-ready-npo.json"
+    assert lm_cell_cache(tmp_path, "").path(key, None) == tmp_path / "seed3-ready-npo.json"  # a committed seed folder
 
 
 @pytest.mark.skipif(not kit_available("tofu"), reason="needs ../shared/data/tofu")

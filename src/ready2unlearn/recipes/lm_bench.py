@@ -248,8 +248,7 @@ class LMBenchRunner:
         self.report = report
         self.device = resolve_device(cfg.train.device)  # the top-level ``device``, carried in by the config
         self.task = CausalLMTask(eval_batch_size=cfg.tofu.eval_batch_size)
-        # Cells named by their key alone (``cells/seed0-standard-ga.json``), as this runner always has.
-        self.cells = CellCache(self.out, name=lambda key: key)
+        self.cells = lm_cell_cache(self.out)
 
     # -- data ---------------------------------------------------------------------------------------------
     def load_data(self) -> _Data:
@@ -441,6 +440,15 @@ def cell_key(seed: int, model: str, what: str) -> str:
     Also the file stem under ``cells/``, which tools that read a run's cells directly rely on.
     """
     return f"seed{seed}-{model}-{what}"
+
+
+def lm_cell_cache(root: str | Path, folder: str = "cells") -> CellCache:
+    """The cells of a TOFU bench run under ``root/folder``, each named by its :func:`cell_key` alone.
+
+    TOFU cells carry no config hash in their name (``cells/seed0-standard-ga.json``), as this runner always
+    wrote them; ``folder=""`` reads cells copied straight into ``root`` (``split_seed.py merge``).
+    """
+    return CellCache(Path(root), folder, name=lambda key: key)
 
 
 def seed_models(infos: dict[str, dict[str, Any]], evals: dict[str, dict[str, Any]],
