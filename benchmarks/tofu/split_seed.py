@@ -83,9 +83,9 @@ def part(run: Path, seed: int, jobs: list[str], preset: str, overrides: list[str
                 runner.floor_step(data, seed, model)
             continue
         ref_file = runner.cells.path(cell_key(seed, "retrained", "eval"), None)
-        if not ref_file.exists():
+        ref = runner.cells.load(ref_file, None)
+        if ref is None:
             raise SystemExit(f"{ref_file} is missing: run model:retrained first (its loss is the stop target)")
-        ref = json.loads(ref_file.read_text(encoding="utf-8"))
         base, _ = runner.trained_model(data, seed, name)
         for mcfg in cfg.methods:
             if not only or mcfg.name == only:

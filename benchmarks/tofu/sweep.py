@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ready2unlearn.artifacts import versions, write_json
-from ready2unlearn.recipes.lm_bench import run_lm_bench
+from ready2unlearn.recipes.lm_bench import cell_key, lm_cell_cache, run_lm_bench
 from ready2unlearn.report.lm import COMPARE_COLUMNS, fmt_cell
 
 HERE = Path(__file__).resolve().parent
@@ -97,7 +97,9 @@ SWEEPS = {s.preset: s for s in (SCRATCH, PRETRAINED)}
 
 #: What is copied from the base run, per seed: models and cells that do not depend on the readiness knobs.
 SHARED_MODELS = ("standard", "retrained")
-SHARED_CELLS = ("standard-eval", "retrained-eval", "retrained-relearn", "standard-ga", "standard-grad_diff")
+#: Cells as (model, what) pairs of :func:`cell_key`.
+SHARED_CELLS = (("standard", "eval"), ("retrained", "eval"), ("retrained", "relearn"), ("standard", "ga"),
+                ("standard", "grad_diff"))  # fmt: skip
 
 
 def slug(name: str) -> str:
@@ -113,15 +115,18 @@ def seed_from_base(base: Path, out: Path, seeds: list[int], with_ready: bool = F
     """
     copied = []
     models = (*SHARED_MODELS, "ready") if with_ready else SHARED_MODELS
-    cells = (*SHARED_CELLS, "ready-eval", "ready-ga", "ready-grad_diff") if with_ready else SHARED_CELLS
+    ready_cells = (("ready", "eval"), ("ready", "ga"), ("ready", "grad_diff"))
+    cells = (*SHARED_CELLS, *ready_cells) if with_ready else SHARED_CELLS
+    src_cells, dst_cells = lm_cell_cache(base), lm_cell_cache(out)
     for seed in seeds:
         for name in models:
             src, dst = base / "models" / f"seed{seed}" / name, out / "models" / f"seed{seed}" / name
             if (src / "info.json").is_file() and not dst.exists():
                 shutil.copytree(src, dst)
                 copied.append(str(dst.relative_to(out)))
-        for key in cells:
-            src, dst = base / "cells" / f"seed{seed}-{key}.json", out / "cells" / f"seed{seed}-{key}.json"
+        for model, what in cells:
+            key = cell_key(seed, model, what)
+            src, dst = src_cells.path(key, None), dst_cells.path(key, None)
             if src.is_file() and not dst.exists():
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dst)
